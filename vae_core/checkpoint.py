@@ -1,0 +1,197 @@
+"""Checkpoints: one .safetensors file; the config and metadata as JSON in its header. No pickle."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import struct
+import tempfile
+from pathlib import Path
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load as st_load
+from safetensors.torch import save as st_save
+
+from .errors import CheckpointError, ConfigError
+from .model import VAE, VAEConfig
+
+__all__ = [
+    "FORMAT",
+    "MAX_CHECKPOINT_BYTES",
+    "checkpoint_bytes",
+    "save_checkpoint",
+    "load_checkpoint",
+    "parse_metadata",
+]
+
+FORMAT = "latent-lab-vae/1"
+MAX_CHECKPOINT_BYTES = 64 * 2**20  # larger than any sensible MNIST model; checked before reading
+MAX_HEADER_BYTES = 2**20  # the JSON header; a bigger claim is refused before it is read
+MAX_PARAMETERS = MAX_CHECKPOINT_BYTES // 4
+MAX_HISTORY = 1000  # epochs kept in the metadata
+MAX_CLASSES = 100
+MAX_NAME = 64  # characters in a dataset or class name
+_CONFIG_KEYS = {"image_shape", "hidden_sizes", "latent_dim", "beta", "kind"}
+_META_KEYS = {"dataset", "class_names", "history", "train_config", "note"}
+
+
+def checkpoint_bytes(model: VAE, meta: dict | None = None) -> bytes:
+    """The checkpoint file's bytes (for downloads), refusing non-finite weights."""
+    tensors = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    if not all(torch.isfinite(t).all() for t in tensors.values()):
+        raise CheckpointError("the model has non-finite weights; it was not saved")
+    meta = dict(meta or {})
+    _check_meta(meta)
+    header = {"format": FORMAT, "config": json.dumps(model.config.to_dict()), "meta": json.dumps(meta)}
+    return st_save(tensors, metadata=header)
+
+
+def save_checkpoint(path: str | os.PathLike, model: VAE, meta: dict | None = None) -> None:
+    """Write atomically: a temp file in the same folder, flushed, then renamed over `path`."""
+    data = checkpoint_bytes(model, meta)
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def load_checkpoint(source: str | os.PathLike | bytes) -> tuple[VAE, dict]:
+    """Load a path or the bytes of an upload; return (model in eval mode, metadata dict)."""
+    data = _read_capped(source)
+    header = _parse_header(data)
+    config, meta = parse_metadata(header.get("__metadata__"))
+    try:
+        tensors = st_load(data)
+    except (SafetensorError, RuntimeError, ValueError) as exc:
+        raise CheckpointError(f"the tensors cannot be read ({exc}); the file is damaged") from exc
+    model = VAE(config)
+    _check_tensors(model, tensors)
+    model.load_state_dict(tensors, strict=True)
+    return model.eval(), meta
+
+
+def _read_capped(source: str | os.PathLike | bytes) -> bytes:
+    if isinstance(source, (bytes, bytearray, memoryview)):
+        data = bytes(source)
+    else:
+        path = Path(source)
+        if path.suffix != ".safetensors":
+            raise CheckpointError(f"{path.name}: only .safetensors checkpoints are accepted")
+        try:
+            size = path.stat().st_size
+            if size > MAX_CHECKPOINT_BYTES:
+                raise CheckpointError(f"{path.name} is {size} bytes; the limit is {MAX_CHECKPOINT_BYTES}")
+            data = path.read_bytes()
+        except OSError as exc:
+            raise CheckpointError(f"cannot read {path}: {exc.strerror or exc}") from exc
+    if len(data) > MAX_CHECKPOINT_BYTES:
+        raise CheckpointError(f"the file is {len(data)} bytes; the limit is {MAX_CHECKPOINT_BYTES}")
+    return data
+
+
+def _parse_header(data: bytes) -> dict:
+    """Check the safetensors framing ourselves: an 8-byte length, then that many bytes of JSON."""
+    not_st = "not a safetensors checkpoint"
+    if len(data) < 10:
+        raise CheckpointError(f"the file is {len(data)} bytes long: {not_st}")
+    if data[:2] in (b"\x80\x02", b"\x80\x03", b"\x80\x04", b"\x80\x05") or data[:2] == b"PK":
+        raise CheckpointError(f"{not_st}: it looks like a pickle / torch.save file, which is never loaded here")
+    (n,) = struct.unpack("<Q", data[:8])
+    if n > min(MAX_HEADER_BYTES, len(data) - 8):
+        raise CheckpointError(f"{not_st}: its header claims {n} bytes but the file has {len(data) - 8}")
+    try:
+        header = json.loads(data[8 : 8 + n])
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise CheckpointError(f"{not_st}: its header is not JSON") from exc
+    if not isinstance(header, dict):
+        raise CheckpointError(f"{not_st}: its header is not a JSON object")
+    return header
+
+
+def parse_metadata(metadata: object) -> tuple[VAEConfig, dict]:
+    """Validate the header's metadata against the schema; return (config, meta)."""
+    if not isinstance(metadata, dict) or metadata.get("format") != FORMAT:
+        raise CheckpointError(f"not a latent-lab checkpoint: its metadata lacks format {FORMAT!r}")
+    config = _json_field(metadata, "config")
+    meta = _json_field(metadata, "meta")
+    if not isinstance(config, dict) or set(config) != _CONFIG_KEYS:
+        raise CheckpointError(f"the model config must have exactly the keys {sorted(_CONFIG_KEYS)}")
+    for key in ("image_shape", "hidden_sizes"):
+        if not isinstance(config[key], list) or len(config[key]) > 8:
+            raise CheckpointError(f"config {key} must be a short list of whole numbers")
+    try:
+        cfg = VAEConfig(**config)
+    except (ConfigError, TypeError) as exc:
+        raise CheckpointError(f"the model config is out of range: {exc}") from exc
+    if _parameter_count(cfg) > MAX_PARAMETERS:
+        raise CheckpointError(f"the config describes a model larger than {MAX_PARAMETERS} parameters")
+    _check_meta(meta)
+    return cfg, meta
+
+
+def _json_field(metadata: dict, key: str) -> object:
+    raw = metadata.get(key)
+    if not isinstance(raw, str):
+        raise CheckpointError(f"the checkpoint metadata lacks {key!r}")
+    try:
+        return json.loads(raw)
+    except (json.JSONDecodeError, RecursionError) as exc:
+        raise CheckpointError(f"checkpoint metadata {key!r} is not valid JSON") from exc
+
+
+def _check_meta(meta: object) -> None:
+    if not isinstance(meta, dict) or not set(meta) <= _META_KEYS:
+        raise CheckpointError(f"checkpoint metadata may only hold {sorted(_META_KEYS)}")
+    if not _short_str(meta.get("dataset", "")) or not _short_str(meta.get("note", "")):
+        raise CheckpointError(f"dataset and note must be strings of at most {MAX_NAME} characters")
+    names = meta.get("class_names", [])
+    if not isinstance(names, list) or len(names) > MAX_CLASSES or not all(_short_str(c) for c in names):
+        raise CheckpointError(f"class_names must be a list of at most {MAX_CLASSES} short strings")
+    history = meta.get("history", [])
+    if not isinstance(history, list) or len(history) > MAX_HISTORY or not all(_flat_numbers(h) for h in history):
+        raise CheckpointError(f"history must be a list of at most {MAX_HISTORY} records of numbers")
+    if not _flat_numbers(meta.get("train_config", {}), allow_str=True):
+        raise CheckpointError("train_config must be a flat record of numbers and strings")
+
+
+def _short_str(value: object) -> bool:
+    return isinstance(value, str) and len(value) <= MAX_NAME
+
+
+def _flat_numbers(record: object, allow_str: bool = False) -> bool:
+    if not isinstance(record, dict) or len(record) > 32:
+        return False
+    ok = (int, float, str) if allow_str else (int, float)
+    return all(_short_str(k) and isinstance(v, ok) and (not isinstance(v, str) or _short_str(v))
+               and (not isinstance(v, float) or math.isfinite(v)) for k, v in record.items())  # fmt: skip
+
+
+def _parameter_count(cfg: VAEConfig) -> int:
+    sizes = [cfg.n_pixels, *cfg.hidden_sizes]
+    enc = sum((a + 1) * b for a, b in zip(sizes[:-1], sizes[1:]))
+    heads = 2 * (cfg.hidden_sizes[-1] + 1) * cfg.latent_dim
+    dec_sizes = [cfg.latent_dim, *reversed(cfg.hidden_sizes), cfg.n_pixels]
+    return enc + heads + sum((a + 1) * b for a, b in zip(dec_sizes[:-1], dec_sizes[1:]))
+
+
+def _check_tensors(model: VAE, tensors: dict[str, torch.Tensor]) -> None:
+    expected = model.state_dict()
+    missing, extra = set(expected) - set(tensors), set(tensors) - set(expected)
+    if missing or extra:
+        raise CheckpointError(f"the tensors do not match the config: missing {sorted(missing)}, extra {sorted(extra)}")
+    for name, ref in expected.items():
+        t = tensors[name]
+        if t.shape != ref.shape or t.dtype != ref.dtype:
+            raise CheckpointError(f"tensor {name} is {t.dtype} {tuple(t.shape)}; expected {ref.dtype} {tuple(ref.shape)}")
+        if not torch.isfinite(t).all():
+            raise CheckpointError(f"tensor {name} holds NaN or infinite values")

@@ -1,0 +1,200 @@
+"""Data sets as whole uint8 tensors: scikit-learn digits, MNIST-like IDX files, torchvision downloads."""
+
+from __future__ import annotations
+
+import gzip
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from .errors import CorruptDatasetError, DatasetError, DatasetNotFoundError
+
+__all__ = [
+    "Dataset",
+    "DATASET_NAMES",
+    "BUNDLED_DATA_DIR",
+    "load_dataset",
+    "read_idx_folder",
+    "default_data_dir",
+]
+
+DIGIT_NAMES = [str(i) for i in range(10)]
+FASHION_NAMES = [
+    "T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
+    "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot",
+]  # fmt: skip
+KMNIST_NAMES = ["o", "ki", "su", "tsu", "na", "ha", "ma", "ya", "re", "wo"]
+
+# name -> (torchvision class name, class names)
+_TORCHVISION_SETS = {
+    "mnist": ("MNIST", DIGIT_NAMES),
+    "fashion-mnist": ("FashionMNIST", FASHION_NAMES),
+    "kmnist": ("KMNIST", KMNIST_NAMES),
+}
+DATASET_NAMES = ("digits", *_TORCHVISION_SETS, "idx")
+
+# MNIST's test split ships with the repo so a fresh offline install shows real digits.
+BUNDLED_DATA_DIR = Path(__file__).resolve().parent.parent / "data" / "mnist"
+
+DIGITS_TEST_FRACTION = 0.2  # 1797 images -> 1438 train / 359 test
+DIGITS_SPLIT_SEED = 0  # fixed, so every run sees the same split
+MAX_IDX_BYTES = 200 * 2**20  # an uncompressed IDX file larger than this is refused
+IDX_MAGIC = {"images": 2051, "labels": 2049}
+_PREFIX = {"train": "train", "test": "t10k"}
+
+
+@dataclass(frozen=True)
+class Dataset:
+    """A labelled image set held in memory."""
+
+    name: str
+    images: torch.Tensor  # (N, H, W) uint8
+    labels: torch.Tensor  # (N,) int64
+    class_names: list[str]
+    split: str = "train"
+
+    def __len__(self) -> int:
+        return int(self.labels.shape[0])
+
+    @property
+    def image_shape(self) -> tuple[int, int]:
+        return (int(self.images.shape[1]), int(self.images.shape[2]))
+
+    def as_float(self) -> torch.Tensor:
+        """(N, 1, H, W) float32 in [0, 1]."""
+        return self.images.unsqueeze(1).float().div_(255.0)
+
+
+def default_data_dir() -> Path:
+    """`VAE_DATA_DIR` if set, else a per-user cache folder."""
+    env = os.environ.get("VAE_DATA_DIR")
+    if env:
+        return Path(env).expanduser()
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "latent-lab"
+
+
+def load_dataset(name: str, split: str = "train", data_dir: str | Path | None = None) -> Dataset:
+    """Load a data set by name; see DATASET_NAMES. `split` is "train" or "test"."""
+    if split not in _PREFIX:
+        raise DatasetError(f"split must be 'train' or 'test', not {split!r}")
+    if name == "digits":
+        return _load_digits(split)
+    if name == "idx":
+        if data_dir is None:
+            raise DatasetError("dataset 'idx' needs data_dir: a folder holding the four IDX files")
+        return read_idx_folder(data_dir, split, name="idx", class_names=DIGIT_NAMES)
+    if name not in _TORCHVISION_SETS:
+        raise DatasetError(f"unknown dataset {name!r}; choose one of {', '.join(DATASET_NAMES)}")
+    return _load_torchvision_set(name, split, Path(data_dir) if data_dir else default_data_dir())
+
+
+def _load_digits(split: str) -> Dataset:
+    from sklearn.datasets import load_digits
+
+    bunch = load_digits()
+    images = torch.from_numpy(bunch.images * (255.0 / 16.0)).round().to(torch.uint8)
+    labels = torch.from_numpy(bunch.target).long()
+    order = torch.randperm(len(labels), generator=torch.Generator().manual_seed(DIGITS_SPLIT_SEED))
+    n_test = int(round(len(labels) * DIGITS_TEST_FRACTION))
+    idx = order[:n_test] if split == "test" else order[n_test:]
+    return Dataset("digits", images[idx].contiguous(), labels[idx].contiguous(), DIGIT_NAMES, split)
+
+
+def _load_torchvision_set(name: str, split: str, data_dir: Path) -> Dataset:
+    tv_name, class_names = _TORCHVISION_SETS[name]
+    candidates = [data_dir, data_dir / name, data_dir / tv_name / "raw"]
+    if name == "mnist" and split == "test":
+        candidates.append(BUNDLED_DATA_DIR)
+    for folder in candidates:
+        if _find_idx(folder, split, "images") and _find_idx(folder, split, "labels"):
+            return read_idx_folder(folder, split, name=name, class_names=class_names)
+    _download(tv_name, data_dir, split)
+    return read_idx_folder(data_dir / tv_name / "raw", split, name=name, class_names=class_names)
+
+
+def _download(tv_name: str, data_dir: Path, split: str) -> None:
+    import torchvision.datasets as tvd
+
+    try:
+        getattr(tvd, tv_name)(str(data_dir), train=(split == "train"), download=True)
+    except (OSError, RuntimeError) as exc:  # URLError is an OSError
+        prefix = _PREFIX[split]
+        raise DatasetNotFoundError(
+            f"{tv_name} is not on disk and could not be downloaded ({exc}). Put the IDX files "
+            f"{prefix}-images-idx3-ubyte and {prefix}-labels-idx1-ubyte (raw or .gz) in "
+            f"{data_dir}, or set VAE_DATA_DIR / --data-dir to the folder that holds them."
+        ) from exc
+
+
+def _idx_names(split: str, kind: str) -> list[str]:
+    prefix, dims = _PREFIX[split], ("idx3" if kind == "images" else "idx1")
+    stems = [f"{prefix}-{kind}-{dims}-ubyte", f"{prefix}-{kind}.{dims}-ubyte"]
+    return [s + ext for s in stems for ext in ("", ".gz")]
+
+
+def _find_idx(folder: Path, split: str, kind: str) -> Path | None:
+    for candidate in _idx_names(split, kind):
+        path = Path(folder) / candidate
+        if path.is_file():
+            return path
+    return None
+
+
+def read_idx_folder(
+    folder: str | Path, split: str, name: str = "idx", class_names: list[str] | None = None
+) -> Dataset:
+    """Read one split's image and label IDX files (raw or .gz) from `folder`."""
+    folder = Path(folder)
+    paths = {kind: _find_idx(folder, split, kind) for kind in ("images", "labels")}
+    missing = [_idx_names(split, k)[0] for k, p in paths.items() if p is None]
+    if missing:
+        raise DatasetNotFoundError(f"{folder} lacks {' and '.join(missing)} (raw or .gz)")
+    images = _read_idx(paths["images"], "images")
+    labels = _read_idx(paths["labels"], "labels")
+    if len(images) != len(labels):
+        raise CorruptDatasetError(
+            f"{paths['images'].name} holds {len(images)} images but {paths['labels'].name} "
+            f"holds {len(labels)} labels; re-copy both files"
+        )
+    names = class_names or DIGIT_NAMES
+    if len(labels) and (labels.min() < 0 or labels.max() >= len(names)):
+        raise CorruptDatasetError(f"{paths['labels'].name} has labels outside 0-{len(names) - 1}")
+    return Dataset(name, images, labels, list(names), split)
+
+
+def _read_idx(path: Path, kind: str) -> torch.Tensor:
+    from torchvision.datasets.mnist import read_image_file, read_label_file
+
+    raw = _read_bytes(path)
+    magic = int.from_bytes(raw[:4], "big") if len(raw) >= 4 else None
+    if magic != IDX_MAGIC[kind]:
+        raise CorruptDatasetError(
+            f"{path} is not an IDX {kind} file (magic number {magic}, expected {IDX_MAGIC[kind]})"
+        )
+    reader = read_image_file if kind == "images" else read_label_file
+    with tempfile.TemporaryDirectory() as tmp:  # torchvision's readers take a path to raw bytes
+        plain = Path(tmp) / "idx"
+        plain.write_bytes(raw)
+        try:
+            return reader(str(plain)).clone()
+        except (AssertionError, RuntimeError, TypeError, ValueError, KeyError) as exc:
+            raise CorruptDatasetError(f"{path} is truncated or corrupt ({exc}); re-copy it") from exc
+
+
+def _read_bytes(path: Path) -> bytes:
+    try:
+        if path.suffix != ".gz":
+            if path.stat().st_size > MAX_IDX_BYTES:
+                raise CorruptDatasetError(f"{path} is larger than {MAX_IDX_BYTES} bytes")
+            return path.read_bytes()
+        with gzip.open(path, "rb") as f:
+            raw = f.read(MAX_IDX_BYTES + 1)
+    except (OSError, EOFError, gzip.BadGzipFile) as exc:
+        raise CorruptDatasetError(f"{path} cannot be read ({exc}); re-copy it") from exc
+    if len(raw) > MAX_IDX_BYTES:
+        raise CorruptDatasetError(f"{path} unpacks to more than {MAX_IDX_BYTES} bytes")
+    return raw

@@ -1,0 +1,107 @@
+"""From Z dimensions to two: one dispatch point over raw axes, PCA, t-SNE (openTSNE) and UMAP."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .errors import ConfigError
+
+__all__ = ["PROJECTIONS", "Projection", "fit_projection", "project", "knn_place"]
+
+DEFAULT_SEED = 0  # every stochastic projection is seeded
+TSNE_ITERATIONS = 500  # openTSNE's default after 250 early-exaggeration steps
+KNN_PLACE_K = 10  # neighbours used to place new points where a method has no transform
+
+
+@dataclass
+class Projection:
+    """A fitted 2-D view: the coordinates of the points it was fitted on, and a way to place more."""
+
+    method: str
+    embedding: np.ndarray  # (N, 2) float32
+    params: dict
+    latents: np.ndarray = field(repr=False)  # (N, Z) the points it was fitted on
+    _transform: Callable[[np.ndarray], np.ndarray] | None = field(default=None, repr=False)
+
+    @property
+    def placement(self) -> str:
+        """How transform() places new points: 'exact' or 'nearest neighbours'."""
+        return "exact" if self._transform is not None else "nearest neighbours"
+
+    def transform(self, new: np.ndarray) -> np.ndarray:
+        """New latent codes (M, Z) -> (M, 2) in this view."""
+        new = np.asarray(new, dtype=np.float32).reshape(-1, self.latents.shape[1])
+        if self._transform is not None:
+            return np.asarray(self._transform(new), dtype=np.float32)
+        return knn_place(self.latents, self.embedding, new)
+
+
+def knn_place(latents: np.ndarray, embedding: np.ndarray, new: np.ndarray, k: int = KNN_PLACE_K) -> np.ndarray:
+    """Place each new code at the inverse-distance-weighted mean of its k nearest fitted points."""
+    k = min(k, len(latents))
+    d2 = ((new[:, None, :] - latents[None, :, :]) ** 2).sum(-1)  # (M, N)
+    idx = np.argpartition(d2, k - 1, axis=1)[:, :k]
+    w = 1.0 / (np.sqrt(np.take_along_axis(d2, idx, axis=1)) + 1e-6)
+    return ((embedding[idx] * w[..., None]).sum(1) / w.sum(1, keepdims=True)).astype(np.float32)
+
+
+def _raw(z: np.ndarray, dims: tuple[int, int] = (0, 1)) -> tuple[np.ndarray, Callable | None, dict]:
+    dims = tuple(int(d) for d in dims)
+    if len(dims) != 2 or not all(0 <= d < z.shape[1] for d in dims):
+        raise ConfigError(f"dims must be two latent dimensions from 0 to {z.shape[1] - 1}, not {dims}")
+    return z[:, list(dims)], lambda new: new[:, list(dims)], {"dims": list(dims)}
+
+
+def _pca(z: np.ndarray, seed: int = DEFAULT_SEED) -> tuple[np.ndarray, Callable | None, dict]:
+    from sklearn.decomposition import PCA
+
+    pca = PCA(n_components=2, random_state=seed).fit(z)
+    ratio = [round(float(r), 4) for r in pca.explained_variance_ratio_]
+    return pca.transform(z), pca.transform, {"seed": seed, "explained_variance_ratio": ratio}
+
+
+def _tsne(z: np.ndarray, perplexity: float = 30.0, seed: int = DEFAULT_SEED, n_iter: int = TSNE_ITERATIONS):
+    from openTSNE import TSNE  # FFT gradients for large N (auto): several times faster than scikit-learn
+
+    perplexity = float(min(perplexity, max(1.0, (len(z) - 1) / 3)))  # openTSNE needs 3 * perplexity < N
+    tsne = TSNE(perplexity=perplexity, n_iter=n_iter, n_jobs=2, random_state=seed,
+                negative_gradient_method="auto", verbose=False)  # fmt: skip
+    emb = np.asarray(tsne.fit(z))
+    return emb, None, {"perplexity": perplexity, "seed": seed, "n_iter": n_iter}
+
+
+def _umap(z: np.ndarray, n_neighbors: int = 15, min_dist: float = 0.1, seed: int = DEFAULT_SEED):
+    import umap  # numba compiles on first use: imported only when asked for
+
+    n_neighbors = int(min(n_neighbors, len(z) - 1))
+    reducer = umap.UMAP(n_neighbors=n_neighbors, min_dist=float(min_dist), random_state=seed, n_jobs=1)
+    emb = reducer.fit_transform(z)
+    return emb, reducer.transform, {"n_neighbors": n_neighbors, "min_dist": float(min_dist), "seed": seed}
+
+
+PROJECTIONS: dict[str, Callable] = {"raw": _raw, "pca": _pca, "tsne": _tsne, "umap": _umap}
+MIN_POINTS = {"raw": 1, "pca": 2, "tsne": 4, "umap": 4}
+
+
+def fit_projection(latents, method: str, **params) -> Projection:
+    """Fit `method` (one of PROJECTIONS) on latents (N, Z); see each method for its params."""
+    if method not in PROJECTIONS:
+        raise ConfigError(f"unknown projection {method!r}; choose one of {', '.join(PROJECTIONS)}")
+    z = np.ascontiguousarray(np.asarray(latents, dtype=np.float32))
+    if z.ndim != 2 or len(z) < MIN_POINTS[method] or not np.isfinite(z).all():
+        raise ConfigError(f"{method} needs at least {MIN_POINTS[method]} finite points (N, Z); got {z.shape}")
+    if method in ("pca", "tsne", "umap") and z.shape[1] < 2:
+        raise ConfigError(f"{method} needs at least 2 latent dimensions; this model has {z.shape[1]}")
+    try:
+        emb, transform, used = PROJECTIONS[method](z, **params)
+    except TypeError as exc:
+        raise ConfigError(f"bad parameters for {method}: {exc}") from exc
+    return Projection(method, np.asarray(emb, dtype=np.float32), used, z, transform)
+
+
+def project(latents, method: str, **params) -> np.ndarray:
+    """Latents (N, Z) -> (N, 2) with `method` in PROJECTIONS; seeded, so repeatable where the method allows."""
+    return fit_projection(latents, method, **params).embedding

@@ -1,0 +1,270 @@
+"""Training: the whole data set as one tensor, shuffled by index each epoch; CLI `python -m vae_core.train`."""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+
+import torch
+
+from .data import Dataset
+from .errors import ConfigError, TrainingDivergedError
+from .losses import vae_loss
+from .model import VAE
+
+__all__ = ["TrainConfig", "train", "evaluate", "pick_device", "StepInfo"]
+
+MAX_BAD_STEPS = 5  # non-finite losses in a row before training gives up
+EVAL_BATCH = 1000  # test-set batch; no gradients, so larger is faster
+EVAL_SEED = 1234  # the test loss samples z with a fixed seed so epochs compare fairly
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Optimisation settings. Defaults are the classic PyTorch VAE example's."""
+
+    epochs: int = 10  # full passes over the training set
+    lr: float = 1e-3  # Adam learning rate
+    batch_size: int = 128  # images per step
+    seed: int = 1  # shuffling, initial weights and sampling
+    lr_schedule: str = "constant"  # "constant" or "cosine" (decays to 0 over the run)
+    device: str = "cpu"  # "cpu", "cuda", "mps"; see pick_device for "auto"
+
+    def __post_init__(self) -> None:
+        if isinstance(self.epochs, bool) or not isinstance(self.epochs, int) or not 1 <= self.epochs <= 1000:
+            raise ConfigError(f"epochs must be a whole number from 1 to 1000, not {self.epochs!r}")
+        if not isinstance(self.batch_size, int) or not 1 <= self.batch_size <= 65536:
+            raise ConfigError(f"batch_size must be from 1 to 65536, not {self.batch_size!r}")
+        if not (isinstance(self.lr, (int, float)) and math.isfinite(self.lr) and 0 < self.lr <= 100):
+            raise ConfigError(f"lr must be a number above 0 (and at most 100), not {self.lr!r}")
+        if self.lr_schedule not in ("constant", "cosine"):
+            raise ConfigError(f"lr_schedule must be 'constant' or 'cosine', not {self.lr_schedule!r}")
+
+
+@dataclass(frozen=True)
+class StepInfo:
+    """What on_step reports: enough for a progress bar with an ETA."""
+
+    epoch: int  # 1-based
+    step: int  # 1-based, within the epoch
+    steps_per_epoch: int
+    loss: float  # nats per image, this batch
+    elapsed_s: float
+    total_steps: int  # over the whole run
+
+    @property
+    def fraction(self) -> float:
+        return ((self.epoch - 1) * self.steps_per_epoch + self.step) / max(1, self.total_steps)
+
+    @property
+    def eta_s(self) -> float:
+        """Seconds left at the pace so far (includes test evaluation only as it has happened)."""
+        done = self.fraction
+        return self.elapsed_s * (1 - done) / done if done > 0 else float("nan")
+
+
+def pick_device(name: str = "auto") -> str:
+    """"auto" takes CUDA or MPS when present, else the CPU."""
+    if name != "auto":
+        return name
+    if torch.cuda.is_available():
+        return "cuda"
+    if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
+        return "mps"
+    return "cpu"
+
+
+@torch.no_grad()
+def evaluate(model: VAE, data: torch.Tensor) -> dict[str, float]:
+    """Mean reconstruction, KL and total loss (nats per image) on float images (N, 1, H, W)."""
+    was_training = model.training
+    model.eval()
+    sums = torch.zeros(3, dtype=torch.float64)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(EVAL_SEED)
+        for start in range(0, len(data), EVAL_BATCH):
+            x = data[start : start + EVAL_BATCH]
+            terms = _batch_loss(model, x)
+            sums += torch.tensor([terms.reconstruction.item(), terms.kl.item(), terms.total.item()], dtype=torch.float64)
+    model.train(was_training)
+    n = max(1, len(data))
+    return {"recon": sums[0].item() / n, "kl": sums[1].item() / n, "loss": sums[2].item() / n}
+
+
+def _batch_loss(model: VAE, x: torch.Tensor):
+    mu, logvar = model.encode(x)
+    logits = model.decode_logits(model.reparameterize(mu, logvar))
+    return vae_loss(x, logits, mu, logvar, model.beta)
+
+
+def train(
+    model: VAE,
+    train_set: Dataset,
+    test_set: Dataset | None,
+    config: TrainConfig,
+    on_step: Callable[[StepInfo], None] | None = None,
+    on_epoch_end: Callable[[dict], None] | None = None,
+    should_stop: Callable[[], bool] | None = None,
+) -> list[dict]:
+    """Train in place; return one dict per completed epoch (losses in nats per image, seconds).
+
+    Stopping early (should_stop() true) returns the model as trained so far. Several non-finite
+    losses in a row raise TrainingDivergedError; the weights keep their last finite values.
+    """
+    if train_set.image_shape != model.config.image_shape:
+        raise ConfigError(f"model expects {model.config.image_shape} images, data set has {train_set.image_shape}")
+    torch.manual_seed(config.seed)
+    device = torch.device(config.device)
+    model.to(device).train()
+    x_train = train_set.as_float().to(device)
+    x_test = test_set.as_float().to(device) if test_set is not None else None
+    optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
+    steps = math.ceil(len(x_train) / config.batch_size)
+    schedule = _schedule(optimizer, config, steps)
+    history: list[dict] = []
+    start = time.perf_counter()
+    gen = torch.Generator().manual_seed(config.seed)
+    for epoch in range(1, config.epochs + 1):
+        t0 = time.perf_counter()
+        sums, stopped = _run_epoch(model, optimizer, schedule, x_train, config, gen, epoch, steps, start, on_step, should_stop)
+        if stopped:
+            break
+        record = _epoch_record(model, epoch, sums, len(x_train), x_test, time.perf_counter() - t0)
+        history.append(record)
+        if on_epoch_end:
+            on_epoch_end(record)
+        if should_stop and should_stop():
+            break
+    model.cpu().eval()
+    return history
+
+
+def _schedule(optimizer, config: TrainConfig, steps: int):
+    if config.lr_schedule == "cosine":
+        return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=config.epochs * steps)
+    return None
+
+
+def _run_epoch(model, optimizer, schedule, x_train, config, gen, epoch, steps, start, on_step, should_stop):
+    """One pass; returns (summed [recon, kl, total] over finite steps, stopped)."""
+    order = torch.randperm(len(x_train), generator=gen).to(x_train.device)
+    sums = torch.zeros(3, dtype=torch.float64)
+    bad = 0
+    report_every = max(1, steps // 50)  # about 50 progress updates per epoch
+    for step in range(1, steps + 1):
+        x = x_train[order[(step - 1) * config.batch_size : step * config.batch_size]]
+        terms = _batch_loss(model, x)
+        if not torch.isfinite(terms.total):
+            bad += 1
+            if bad >= MAX_BAD_STEPS:
+                raise TrainingDivergedError(
+                    f"the loss became non-finite {bad} steps in a row (epoch {epoch}); the learning "
+                    f"rate {config.lr:g} is most likely too high: try 1e-3"
+                )
+            optimizer.zero_grad(set_to_none=True)
+            continue
+        bad = 0
+        optimizer.zero_grad(set_to_none=True)
+        terms.total.backward()
+        optimizer.step()
+        if schedule is not None:
+            schedule.step()
+        sums += torch.tensor([terms.reconstruction.item(), terms.kl.item(), terms.total.item()], dtype=torch.float64)
+        if on_step and (step % report_every == 0 or step == steps):
+            info = StepInfo(epoch, step, steps, terms.total.item() / len(x), time.perf_counter() - start, config.epochs * steps)
+            on_step(info)
+        if should_stop and should_stop():
+            return sums, True
+    return sums, False
+
+
+def _epoch_record(model, epoch: int, sums: torch.Tensor, n: int, x_test, seconds: float) -> dict:
+    if not all(torch.isfinite(p).all() for p in model.parameters()):
+        raise TrainingDivergedError("the weights became non-finite; lower the learning rate (try 1e-3)")
+    record = {"epoch": epoch, "train_recon": sums[0].item() / n, "train_kl": sums[1].item() / n,
+              "train_loss": sums[2].item() / n, "seconds": seconds}  # fmt: skip
+    if x_test is not None:
+        test = evaluate(model, x_test)
+        record.update(test_recon=test["recon"], test_kl=test["kl"], test_loss=test["loss"])
+    return record
+
+
+def _parser():
+    import argparse
+
+    from .data import DATASET_NAMES
+
+    p = argparse.ArgumentParser(prog="python -m vae_core.train", description="Train a VAE and save it as .safetensors.")
+    p.add_argument("--dataset", default="mnist", choices=DATASET_NAMES)
+    p.add_argument("--data-dir", default=None, help="folder with the IDX files (default: $VAE_DATA_DIR or a cache folder)")
+    p.add_argument("--latent-dim", type=int, default=20)
+    p.add_argument("--hidden", type=int, nargs="+", default=[400], help="encoder widths, e.g. --hidden 512 256")
+    p.add_argument("--beta", type=float, default=1.0)
+    p.add_argument("--kind", default="vae", choices=("vae", "ae"), help="ae: plain autoencoder, no KL term")
+    p.add_argument("--epochs", type=int, default=10)
+    p.add_argument("--lr", type=float, default=1e-3)
+    p.add_argument("--lr-schedule", default="constant", choices=("constant", "cosine"))
+    p.add_argument("--batch-size", type=int, default=128)
+    p.add_argument("--seed", type=int, default=1)
+    p.add_argument("--device", default="auto", help="auto, cpu, cuda or mps")
+    p.add_argument("--out", required=True, help="output path, ending in .safetensors")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    import json
+    import sys
+
+    from .checkpoint import save_checkpoint
+    from .data import load_dataset
+    from .errors import LatentLabError
+    from .model import VAEConfig
+
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if not args.out.endswith(".safetensors"):
+        parser.error("--out must end in .safetensors")
+    try:
+        train_set = load_dataset(args.dataset, "train", args.data_dir)
+        test_set = load_dataset(args.dataset, "test", args.data_dir)
+        model_cfg = VAEConfig(train_set.image_shape, tuple(args.hidden), args.latent_dim, args.beta, args.kind)
+        cfg = TrainConfig(args.epochs, args.lr, args.batch_size, args.seed, args.lr_schedule, pick_device(args.device))
+        model = VAE(model_cfg)
+        history = train(model, train_set, test_set, cfg, on_step=_print_progress, on_epoch_end=_print_epoch)
+        meta = {"dataset": args.dataset, "class_names": train_set.class_names, "history": history,
+                "train_config": asdict(cfg)}  # fmt: skip
+        save_checkpoint(args.out, model, meta)
+    except LatentLabError as exc:
+        print(f"\nerror: {exc}", file=sys.stderr)
+        return 2
+    seconds = [h["seconds"] for h in history]
+    result = {"out": args.out, "test_loss": history[-1]["test_loss"], "test_recon": history[-1]["test_recon"],
+              "test_kl": history[-1]["test_kl"], "epoch_s": seconds,
+              "samples_per_s": len(train_set) * len(seconds) / sum(seconds)}  # fmt: skip
+    print(json.dumps(result))
+    return 0
+
+
+def _print_progress(info: StepInfo) -> None:
+    import sys
+
+    width = 30
+    filled = int(width * info.fraction)
+    bar = "#" * filled + "-" * (width - filled)
+    sys.stderr.write(f"\r[{bar}] epoch {info.epoch} {info.fraction:6.1%} loss {info.loss:7.2f} "
+                     f"elapsed {info.elapsed_s:5.0f}s eta {info.eta_s:5.0f}s")  # fmt: skip
+    sys.stderr.flush()
+
+
+def _print_epoch(record: dict) -> None:
+    import sys
+
+    sys.stderr.write(f"\nepoch {record['epoch']}: train {record['train_loss']:.2f} test {record.get('test_loss', float('nan')):.2f} "
+                     f"(recon {record.get('test_recon', float('nan')):.2f} + KL {record.get('test_kl', float('nan')):.2f}) "
+                     f"{record['seconds']:.1f}s\n")  # fmt: skip
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
