@@ -1,0 +1,18 @@
+"""latent-lab: what a variational autoencoder learns, on four pages. Run: streamlit run app.py"""
+
+import streamlit as st
+
+from ui import sidebar
+
+st.set_page_config(page_title="latent-lab: what a VAE learns", page_icon=":material/explore:", layout="wide")
+
+pages = [
+    st.Page("pages/home.py", title="Start here", icon=":material/explore:", default=True),
+    st.Page("pages/train.py", title="Train or load a model", icon=":material/model_training:", url_path="train"),
+    st.Page("pages/latent.py", title="Latent space", icon=":material/scatter_plot:", url_path="latent"),
+    st.Page("pages/samples.py", title="Random samples", icon=":material/casino:", url_path="samples"),
+    st.Page("pages/interpolate.py", title="Interpolation", icon=":material/swap_horiz:", url_path="interpolate"),
+]
+pg = st.navigation(pages)
+sidebar.render()
+pg.run()

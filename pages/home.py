@@ -1,0 +1,32 @@
+"""Home: what the app shows and where to start."""
+
+import streamlit as st
+
+from ui import state
+
+st.title("latent-lab: what does a VAE learn?")
+st.markdown(
+    "A variational autoencoder squeezes each 28 x 28 digit (784 numbers) into a few latent numbers, "
+    "and learns to draw digits back from them. "
+    "These pages show that latent space: where each test digit lands, what random points decode to, "
+    "and what lies between two digits. "
+    "Start with **Latent space** on the bundled model, or train your own on **Train or load a model**."
+)
+entry = state.current()
+st.info(f"Current model: **{entry.label}**. Change it, or the 2-D projection, in the sidebar; "
+        "the address bar keeps both, so a copied link opens the same view.")  # fmt: skip
+c1, c2, c3, c4 = st.columns(4)
+c1.page_link("pages/train.py", label="Train or load a model", icon=":material/model_training:")
+c2.page_link("pages/latent.py", label="Latent space", icon=":material/scatter_plot:")
+c3.page_link("pages/samples.py", label="Random samples", icon=":material/casino:")
+c4.page_link("pages/interpolate.py", label="Interpolation", icon=":material/swap_horiz:")
+with st.expander("What exactly is plotted in those clustered scatter plots?"):
+    st.markdown(
+        "The encoder maps one image to a **Gaussian** over the latent space: a mean vector μ and a "
+        "variance vector σ², Z numbers each, so 2Z numbers per image. A point in the scatter is the "
+        "**mean μ** only: σ is a spread, not a position. When Z = 2, μ is plotted directly; when "
+        "Z > 2, μ is first projected to two dimensions (PCA, t-SNE or UMAP), which keeps some "
+        "structure and distorts the rest. Random samples bypass the encoder entirely: they decode "
+        "z ~ N(0, I). The KL term of the loss pulls every image's Gaussian toward N(0, I), which is "
+        "why those random z decode to digits and why the path between two digits stays digit-like."
+    )

@@ -1,0 +1,73 @@
+"""Train or load a model: bundled, uploaded (.safetensors only) or trained here, then its model card."""
+
+import streamlit as st
+
+from ui import state, training
+from vae_core import DATASET_NAMES, LatentLabError, TrainConfig, checkpoint_bytes, load_checkpoint
+from vae_core.charts import loss_chart
+
+st.title("Train or load a model")
+st.markdown("**What am I looking at?** Where the current model comes from: a bundled one, a "
+            "`.safetensors` file you upload, or one you train here. Models you add stay in your session only.")  # fmt: skip
+if msg := st.session_state.pop(state.FLASH, None):
+    st.success(msg)
+
+load_tab, train_tab = st.tabs(["Load", "Train"])
+with load_tab:
+    st.markdown("Pick a bundled model in the sidebar, or upload a checkpoint saved by this app or by "
+                "`python -m vae_core.train`.")  # fmt: skip
+    upload = st.file_uploader("Upload a .safetensors checkpoint", type=["safetensors"], key="upload")
+    if upload is not None and st.session_state.get("_loaded_upload") != upload.file_id:
+        try:
+            model, meta = load_checkpoint(upload.getvalue())
+        except LatentLabError as exc:
+            st.error(f"{upload.name} was not loaded: {exc}. The current model is unchanged.")
+        else:
+            st.session_state["_loaded_upload"] = upload.file_id
+            state.add_user_model(model, meta, "uploaded")
+            st.session_state[state.FLASH] = f"Loaded {upload.name}; it is now the current model."
+            st.rerun()
+
+with train_tab:
+    with st.form("train"):
+        c1, c2, c3 = st.columns(3)
+        dataset = c1.selectbox("Data set", DATASET_NAMES, key="train_dataset",
+                               help="digits works offline everywhere; the others need their IDX files or internet.")  # fmt: skip
+        data_dir = c1.text_input("IDX folder (optional)", key="train_dir",
+                                 help="A folder with the four IDX files; needed for 'idx'.")  # fmt: skip
+        latent_dim = c2.number_input("Latent dimension Z", 1, 64, 2, key="train_z")
+        hidden = c2.number_input("Hidden size", 16, 1024, 256, 16, key="train_hidden")
+        beta = c2.number_input("β (KL weight)", 0.0, 20.0, 1.0, 0.5, key="train_beta",
+                               help="β > 1 pulls codes harder toward N(0, I): smoother space and better "
+                               "random samples, blurrier reconstructions; too high and dimensions go unused.")  # fmt: skip
+        epochs = c3.number_input("Epochs", 1, 100, 20, key="train_epochs")
+        lr = c3.number_input("Learning rate", 1e-5, 10.0, 1e-3, format="%.5f", key="train_lr")
+        batch = c3.select_slider("Batch size", [32, 64, 128, 256, 512], 128, key="train_batch")
+        start = st.form_submit_button("Train", type="primary")
+    if start:
+        st.button("Stop (keeps the epochs done so far)", key="stop")
+        cfg = TrainConfig(epochs=int(epochs), lr=float(lr), batch_size=int(batch))
+        model_cfg = {"hidden_sizes": (int(hidden),), "latent_dim": int(latent_dim), "beta": float(beta)}
+        training.run(dataset, data_dir.strip(), model_cfg, cfg)
+        if state.PENDING_MODEL in st.session_state:
+            st.rerun()
+
+entry = state.current()
+st.subheader("Model card")
+last = (entry.meta.get("history") or [{}])[-1]
+c1, c2, c3, c4 = st.columns(4)
+c1.metric("Data set", entry.dataset)
+c2.metric("Latent dimension Z", entry.model.config.latent_dim)
+c3.metric("Parameters", f"{entry.model.n_parameters():,}")
+if "test_loss" in last:
+    c4.metric("Test loss (nats/image)", f"{last['test_loss']:.1f}",
+              help=f"reconstruction {last['test_recon']:.1f} + β x KL {last['test_kl']:.1f}")  # fmt: skip
+    st.caption(f"Test loss {last['test_loss']:.2f} = reconstruction {last['test_recon']:.2f} + "
+               f"β · KL {last['test_kl']:.2f} (β = {entry.model.config.beta:g}), after {last['epoch']} epochs.")  # fmt: skip
+if entry.meta.get("history"):
+    st.altair_chart(loss_chart(entry.meta["history"]), use_container_width=True)
+try:
+    data = checkpoint_bytes(entry.model, entry.meta)
+    st.download_button("Download this model (.safetensors)", data, f"{entry.id}.safetensors", key="download_model")
+except LatentLabError as exc:
+    st.error(f"This model cannot be saved: {exc}")

@@ -1,0 +1,57 @@
+"""Cached wrappers around vae_core. Keys: a model fingerprint plus every parameter that matters."""
+
+from __future__ import annotations
+
+import numpy as np
+import streamlit as st
+import torch
+
+from vae_core import Dataset, load_dataset
+from vae_core.latents import decode, encode_dataset
+from vae_core.projection import Projection, fit_projection
+
+from .state import ModelEntry
+
+CACHE_TTL_S = 3600  # derived arrays expire after an hour unused
+MAX_ENTRIES = 32  # per cached function: bounds server memory with many visitors
+SUBSET_SEED = 0  # the same points for every projection and page
+
+
+@st.cache_resource(show_spinner="Loading test images…")
+def test_set(dataset: str) -> Dataset:
+    """The test split of a data set (read-only, shared). Offline, MNIST comes from the bundled files."""
+    return load_dataset(dataset, "test")
+
+
+def subset_indices(n_total: int, n: int) -> np.ndarray:
+    """A fixed, seeded choice of n test indices, the same whatever the model or projection."""
+    order = np.random.default_rng(SUBSET_SEED).permutation(n_total)
+    return np.sort(order[: min(n, n_total)])
+
+
+@st.cache_data(ttl=CACHE_TTL_S, max_entries=MAX_ENTRIES, show_spinner="Encoding the test split…")
+def latents(fingerprint: str, _entry: ModelEntry) -> tuple[np.ndarray, np.ndarray]:
+    """(mu, logvar) of the whole test split, (N, Z) each."""
+    mu, logvar = encode_dataset(_entry.model, test_set(_entry.dataset))
+    return mu.numpy(), logvar.numpy()
+
+
+@st.cache_resource(ttl=CACHE_TTL_S, max_entries=MAX_ENTRIES, show_spinner=False)
+def projection(fingerprint: str, _entry: ModelEntry, method: str, n: int, params: tuple) -> Projection:
+    """A fitted projection of the first n points of the fixed subset (kept as an object to place new points)."""
+    mu, _ = latents(fingerprint, _entry)
+    idx = subset_indices(len(mu), n)
+    return fit_projection(mu[idx], method, **dict(params))
+
+
+@st.cache_data(ttl=CACHE_TTL_S, max_entries=MAX_ENTRIES, show_spinner=False)
+def thumbnails(dataset: str, n: int) -> list[str]:
+    """Data-URL thumbnails of the subset's test images, for tooltips."""
+    from vae_core.images import thumbnail_urls
+
+    data = test_set(dataset)
+    return thumbnail_urls(data.images[subset_indices(len(data), n)])
+
+
+def decode_np(entry: ModelEntry, z: np.ndarray) -> torch.Tensor:
+    return decode(entry.model, torch.as_tensor(z, dtype=torch.float32))

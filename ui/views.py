@@ -1,0 +1,75 @@
+"""Page pieces used by more than one page: the projected scatter and its controls."""
+
+from __future__ import annotations
+
+import numpy as np
+import streamlit as st
+
+from vae_core import LatentLabError
+from vae_core.charts import latent_scatter, path_layer, scatter_frame  # noqa: F401 (path_layer re-exported)
+from vae_core.projection import Projection
+
+from . import cache, state
+
+POINT_CHOICES = [200, 500, 1000, 2000, 5000, 10000]
+DEFAULT_POINTS = 2000  # t-SNE ~3 s and UMAP ~4 s on two cores: still interactive
+AXIS_TITLES = {"pca": ("PC 1", "PC 2"), "tsne": ("t-SNE 1", "t-SNE 2"), "umap": ("UMAP 1", "UMAP 2")}
+
+
+def projection_params(method: str, latent_dim: int, key: str = "") -> dict:
+    """The sidebar projection's parameters, from controls on the page."""
+    if method == "raw":
+        if latent_dim <= 2:
+            return {"dims": (0, 1)}
+        c1, c2 = st.columns(2)
+        d0 = c1.number_input("x axis: latent dim", 0, latent_dim - 1, 0, key=f"{key}dim_x")
+        d1 = c2.number_input("y axis: latent dim", 0, latent_dim - 1, 1, key=f"{key}dim_y")
+        return {"dims": (int(d0), int(d1))}
+    with st.expander(f"{state.PROJECTION_LABELS[method]} parameters"):
+        if method == "tsne":
+            return {"perplexity": st.slider("perplexity (neighbours each point attends to)", 5, 100, 30, key=f"{key}perp")}
+        if method == "umap":
+            return {"n_neighbors": st.slider("n_neighbors (local vs global structure)", 2, 100, 15, key=f"{key}nn"),
+                    "min_dist": st.slider("min_dist (how tightly points pack)", 0.0, 0.99, 0.1, key=f"{key}md")}  # fmt: skip
+        st.caption("PCA has no parameters: it keeps the two directions of largest variance.")
+        return {}
+
+
+def fitted_projection(entry: state.ModelEntry, method: str, n: int, params: dict) -> Projection | None:
+    """Run (or fetch from cache) the projection; on failure show why and return None."""
+    if entry.model.config.latent_dim < 2:
+        st.warning("This model has a single latent dimension (Z = 1): there is no second axis to plot, "
+                   "so there is no 2-D scatter. The other pages still work.")  # fmt: skip
+        return None
+    label = state.PROJECTION_LABELS[method]
+    try:
+        with st.spinner(f"Running {label} on {n} points (first time only; cached after)…"):
+            return cache.projection(entry.fingerprint, entry, method, n, tuple(sorted(params.items())))
+    except (LatentLabError, ValueError, RuntimeError, MemoryError) as exc:
+        st.error(f"{label} failed on these points: {exc}. Try fewer points or another projection.")
+        return None
+
+
+def axis_titles(method: str, params: dict) -> tuple[str, str]:
+    if method == "raw":
+        d0, d1 = params["dims"]
+        return f"μ[{d0}] (latent dim {d0})", f"μ[{d1}] (latent dim {d1})"
+    return AXIS_TITLES[method]
+
+
+def scatter_chart(entry: state.ModelEntry, proj: Projection, n: int, method: str, params: dict):
+    """The scatter of μ with class colours and digit thumbnails in the tooltip."""
+    data = cache.test_set(entry.dataset)
+    idx = cache.subset_indices(len(data), n)
+    frame = scatter_frame(proj.embedding, data.labels[idx].numpy(), entry.class_names, idx,
+                          cache.thumbnails(entry.dataset, n))  # fmt: skip
+    return latent_scatter(frame, *axis_titles(method, params), entry.class_names)
+
+
+def points_control(key: str = "points") -> int:
+    return int(st.select_slider("Test digits to plot", POINT_CHOICES, DEFAULT_POINTS, key=key,
+                                help="More points show more structure; t-SNE and UMAP take longer."))  # fmt: skip
+
+
+def as_np(x) -> np.ndarray:
+    return np.asarray(x, dtype=np.float32)

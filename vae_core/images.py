@@ -1,0 +1,49 @@
+"""Image helpers: tensors to PIL grids and strips, and small data-URL thumbnails for tooltips."""
+
+from __future__ import annotations
+
+import base64
+import io
+
+import numpy as np
+import torch
+from PIL import Image
+from torchvision.utils import make_grid
+
+__all__ = ["to_pil_grid", "to_png_bytes", "thumbnail_urls", "upscale"]
+
+GRID_PADDING = 2  # pixels between tiles
+
+
+def to_pil_grid(images: torch.Tensor, nrow: int, scale: int = 1, pad_value: float = 1.0) -> Image.Image:
+    """(N, 1, H, W) in [0, 1] -> one grayscale PIL image, `nrow` tiles per row, upscaled by `scale`."""
+    grid = make_grid(images.detach().cpu().float().clamp(0, 1), nrow=nrow, padding=GRID_PADDING, pad_value=pad_value)
+    array = (grid[0].numpy() * 255).round().astype(np.uint8)
+    return upscale(Image.fromarray(array, mode="L"), scale)
+
+
+def upscale(image: Image.Image, scale: int) -> Image.Image:
+    """Nearest-neighbour upscaling: keeps pixels crisp on a projector."""
+    return image if scale == 1 else image.resize((image.width * scale, image.height * scale), Image.NEAREST)
+
+
+def to_png_bytes(image: Image.Image) -> bytes:
+    buf = io.BytesIO()
+    image.save(buf, format="PNG", optimize=True)
+    return buf.getvalue()
+
+
+def thumbnail_urls(images: torch.Tensor, invert: bool = True) -> list[str]:
+    """(N, H, W) uint8 or (N, 1, H, W) float in [0, 1] -> PNG data URLs (dark ink on white by default)."""
+    if images.dtype != torch.uint8:
+        images = (images.detach().cpu().float().clamp(0, 1) * 255).round().to(torch.uint8)
+    arrays = images.reshape(len(images), *images.shape[-2:]).numpy()
+    if invert:
+        arrays = 255 - arrays
+    return [_data_url(a) for a in arrays]
+
+
+def _data_url(array: np.ndarray) -> str:
+    buf = io.BytesIO()
+    Image.fromarray(array, mode="L").save(buf, format="PNG")
+    return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
