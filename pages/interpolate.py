@@ -66,7 +66,7 @@ with left:
     if proj is not None:
         coords = proj.transform(path.numpy())
         chart = views.scatter_chart(entry, proj, n, method, params) + views.path_layer(coords, thumbnail_urls(decoded))
-        st.altair_chart(chart, use_container_width=True)
+        st.altair_chart(chart, width="stretch")
         where = ("exactly (the projection maps new points)" if proj.placement == "exact" else
                  "by its 10 nearest test digits in latent space: t-SNE has no map for new points, so each "
                  "step sits at the weighted mean of its neighbours' positions")  # fmt: skip

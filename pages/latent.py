@@ -18,7 +18,7 @@ with right:
 with left:
     proj = views.fitted_projection(entry, method, n, params)
     if proj is not None:
-        st.altair_chart(views.scatter_chart(entry, proj, n, method, params), use_container_width=True)
+        st.altair_chart(views.scatter_chart(entry, proj, n, method, params), width="stretch")
         st.caption(f"{n} test digits · {entry.label} · {state.PROJECTION_LABELS[method]}")
 with right:
     st.markdown("#### What a point is")

@@ -65,7 +65,7 @@ if "test_loss" in last:
     st.caption(f"Test loss {last['test_loss']:.2f} = reconstruction {last['test_recon']:.2f} + "
                f"β · KL {last['test_kl']:.2f} (β = {entry.model.config.beta:g}), after {last['epoch']} epochs.")  # fmt: skip
 if entry.meta.get("history"):
-    st.altair_chart(loss_chart(entry.meta["history"]), use_container_width=True)
+    st.altair_chart(loss_chart(entry.meta["history"]), width="stretch")
 try:
     data = checkpoint_bytes(entry.model, entry.meta)
     st.download_button("Download this model (.safetensors)", data, f"{entry.id}.safetensors", key="download_model")

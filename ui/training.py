@@ -33,7 +33,7 @@ def run(dataset: str, data_dir: str | None, model_cfg: dict, train_cfg: TrainCon
 
     def on_epoch_end(record: dict) -> None:
         history.append(record)
-        chart.altair_chart(loss_chart(history), use_container_width=True)
+        chart.altair_chart(loss_chart(history), width="stretch")
 
     finished = False
     try:

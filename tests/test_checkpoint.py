@@ -1,0 +1,305 @@
+"""vae_core/checkpoint.py: exact round trips, atomic saves, and hostile files that must all be CheckpointError."""
+
+from __future__ import annotations
+
+import json
+import os
+import pickle
+import random
+import struct
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import save as st_save
+
+from vae_core import VAE, CheckpointError, VAEConfig, checkpoint_bytes, load_checkpoint, save_checkpoint
+from vae_core.checkpoint import FORMAT, MAX_CHECKPOINT_BYTES
+
+META = {"dataset": "digits", "class_names": [str(i) for i in range(10)], "note": "test",
+        "history": [{"epoch": 1, "train_loss": 30.5}], "train_config": {"lr": 0.001, "lr_schedule": "constant"}}  # fmt: skip
+
+
+@pytest.fixture
+def model() -> VAE:
+    torch.manual_seed(0)
+    return VAE(VAEConfig(image_shape=(8, 8), hidden_sizes=(16, 8), latent_dim=3, beta=2.0))
+
+
+def tensors_of(model: VAE) -> dict[str, torch.Tensor]:
+    return {k: v.detach().clone().contiguous() for k, v in model.state_dict().items()}
+
+
+def craft(tensors: dict[str, torch.Tensor], config: object, meta: object = None, fmt: str = FORMAT) -> bytes:
+    """A safetensors file with any tensors and metadata; strings are passed through as raw JSON."""
+    metadata = {
+        "format": fmt,
+        "config": config if isinstance(config, str) else json.dumps(config),
+        "meta": meta if isinstance(meta, str) else json.dumps(meta or {}),
+    }
+    return st_save(tensors, metadata=metadata)
+
+
+def no_temp_files(folder: Path) -> bool:
+    return [p.name for p in folder.iterdir() if p.name.endswith(".tmp") or p.name.startswith(".")] == []
+
+
+# --- round trips ------------------------------------------------------------------------------------
+
+
+def test_round_trip_gives_identical_outputs(tmp_path, model):
+    path = tmp_path / "m.safetensors"
+    save_checkpoint(path, model, META)
+    loaded, meta = load_checkpoint(path)
+    assert meta == META and loaded.config == model.config and not loaded.training
+    model.eval()
+    x = torch.rand(7, 1, 8, 8)
+    z = torch.randn(7, 3)
+    with torch.no_grad():
+        assert torch.equal(loaded.decode(z), model.decode(z))
+        for ours, theirs in zip(loaded.encode(x), model.encode(x)):
+            assert torch.equal(ours, theirs)
+    assert all(torch.equal(a, b) for a, b in zip(loaded.state_dict().values(), model.state_dict().values()))
+
+
+def test_bytes_and_file_are_the_same_checkpoint(tmp_path, model):
+    path = tmp_path / "m.safetensors"
+    save_checkpoint(path, model)
+    data = checkpoint_bytes(model)
+    assert path.read_bytes() == data
+    loaded, meta = load_checkpoint(data)
+    assert meta == {} and torch.equal(loaded.to_mu.weight, model.to_mu.weight)
+
+
+def test_autoencoder_round_trip(tmp_path):
+    ae = VAE(VAEConfig(image_shape=(5, 7), hidden_sizes=(8,), latent_dim=2, kind="ae"))
+    save_checkpoint(tmp_path / "ae.safetensors", ae)
+    loaded, _ = load_checkpoint(tmp_path / "ae.safetensors")
+    assert loaded.config.kind == "ae" and loaded.beta == 0.0
+
+
+# --- atomic saves -----------------------------------------------------------------------------------
+
+
+def test_save_leaves_no_temp_files_and_creates_folders(tmp_path, model):
+    path = tmp_path / "deep" / "er" / "m.safetensors"
+    save_checkpoint(path, model)
+    save_checkpoint(path, model, META)  # overwriting too
+    assert [p.name for p in path.parent.iterdir()] == ["m.safetensors"]
+    assert load_checkpoint(path)[1] == META
+
+
+def test_failed_save_of_nan_weights_keeps_the_previous_file(tmp_path, model):
+    path = tmp_path / "m.safetensors"
+    save_checkpoint(path, model, META)
+    before = path.read_bytes()
+    broken = VAE(model.config)
+    with torch.no_grad():
+        broken.decoder[0].weight[0, 0] = float("nan")
+    with pytest.raises(CheckpointError, match="non-finite"):
+        save_checkpoint(path, broken)
+    assert path.read_bytes() == before and load_checkpoint(path)[1] == META
+    assert no_temp_files(tmp_path)
+
+
+def test_save_that_fails_mid_write_keeps_the_previous_file(tmp_path, model, monkeypatch):
+    path = tmp_path / "m.safetensors"
+    save_checkpoint(path, model, META)
+    before = path.read_bytes()
+
+    def disk_full(fd: int) -> None:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(os, "fsync", disk_full)
+    with pytest.raises((OSError, CheckpointError)):
+        save_checkpoint(path, VAE(model.config))
+    monkeypatch.undo()
+    assert path.read_bytes() == before and load_checkpoint(path)[1] == META
+    assert no_temp_files(tmp_path)
+
+
+def test_save_refuses_metadata_outside_the_schema(tmp_path, model):
+    with pytest.raises(CheckpointError):
+        save_checkpoint(tmp_path / "m.safetensors", model, {"password": "hunter2"})
+    assert list(tmp_path.iterdir()) == []
+
+
+# --- files that are not checkpoints -----------------------------------------------------------------
+
+NOT_SAFETENSORS = {
+    "zero bytes": b"",
+    "random bytes": random.Random(0).randbytes(4096),
+    "pickle": pickle.dumps({"state_dict": [1.0, 2.0, 3.0]}),
+    "pickle protocol 2": pickle.dumps([1, 2, 3], protocol=2),
+    "zip (torch.save)": b"PK\x03\x04" + bytes(100),
+    "header longer than the file": struct.pack("<Q", 10_000) + b'{"a": 1}',
+    "header of 2**63 bytes": struct.pack("<Q", 2**63) + b"{}" * 8,
+    "header not JSON": struct.pack("<Q", 8) + b"\xff\xfe{{{{{{",
+    "header a JSON list": struct.pack("<Q", 8) + b"[1,2,3] ",
+    "text file": b"hello, I am a checkpoint. trust me.\n" * 10,
+}
+
+
+@pytest.mark.parametrize("case", list(NOT_SAFETENSORS))
+def test_not_a_safetensors_file(tmp_path, case):
+    data = NOT_SAFETENSORS[case]
+    with pytest.raises(CheckpointError):
+        load_checkpoint(data)
+    path = tmp_path / "upload.safetensors"
+    path.write_bytes(data)
+    with pytest.raises(CheckpointError):
+        load_checkpoint(path)
+
+
+def test_pickle_is_named_as_such():
+    with pytest.raises(CheckpointError, match="pickle"):
+        load_checkpoint(pickle.dumps({"a": 1}))
+
+
+def test_path_problems(tmp_path, model):
+    with pytest.raises(CheckpointError):
+        load_checkpoint(tmp_path / "absent.safetensors")
+    with pytest.raises(CheckpointError, match=".safetensors"):
+        load_checkpoint(tmp_path / "model.pt")
+    (tmp_path / "folder.safetensors").mkdir()
+    with pytest.raises(CheckpointError):
+        load_checkpoint(tmp_path / "folder.safetensors")
+
+
+def test_oversized_file_is_refused_before_reading(tmp_path):
+    path = tmp_path / "huge.safetensors"
+    with open(path, "wb") as f:
+        f.truncate(MAX_CHECKPOINT_BYTES + 1)  # sparse: costs no disk
+    with pytest.raises(CheckpointError, match="limit"):
+        load_checkpoint(path)
+
+
+def test_a_plain_safetensors_file_is_not_a_latent_lab_checkpoint(model):
+    with pytest.raises(CheckpointError, match="format"):
+        load_checkpoint(st_save(tensors_of(model)))
+    with pytest.raises(CheckpointError, match="format"):
+        load_checkpoint(craft(tensors_of(model), model.config.to_dict(), fmt="latent-lab-vae/999"))
+
+
+# --- tensors that do not match the config -----------------------------------------------------------
+
+
+def test_crafted_file_with_the_right_contents_loads(model):
+    """The control for the hostile cases below: craft() itself makes loadable files."""
+    loaded, _ = load_checkpoint(craft(tensors_of(model), model.config.to_dict()))
+    assert torch.equal(loaded.to_logvar.bias, model.to_logvar.bias)
+
+
+def _missing(t):
+    del t["to_mu.bias"]
+
+
+def _extra(t):
+    t["backdoor.weight"] = torch.zeros(2, 2)
+
+
+def _shape(t):
+    t["to_mu.weight"] = torch.zeros(4, 8)
+
+
+def _transposed(t):
+    t["to_mu.weight"] = t["to_mu.weight"].T.contiguous()
+
+
+def _dtype(t):
+    t["to_mu.weight"] = t["to_mu.weight"].double()
+
+
+def _nan(t):
+    t["decoder.0.weight"][0, 0] = float("nan")
+
+
+def _inf(t):
+    t["to_logvar.bias"][0] = float("-inf")
+
+
+@pytest.mark.parametrize("damage", [_missing, _extra, _shape, _transposed, _dtype, _nan, _inf], ids=lambda f: f.__name__[1:])
+def test_tensors_that_do_not_fit(model, damage):
+    tensors = tensors_of(model)
+    damage(tensors)
+    with pytest.raises(CheckpointError):
+        load_checkpoint(craft(tensors, model.config.to_dict()))
+
+
+# --- hostile metadata -------------------------------------------------------------------------------
+
+GOOD_CONFIG = {"image_shape": [8, 8], "hidden_sizes": [16, 8], "latent_dim": 3, "beta": 2.0, "kind": "vae"}
+HOSTILE_CONFIGS = {
+    "latent_dim 1e9": {**GOOD_CONFIG, "latent_dim": 1_000_000_000},
+    "hidden 1e9": {**GOOD_CONFIG, "hidden_sizes": [1_000_000_000]},
+    "a thousand hidden layers": {**GOOD_CONFIG, "hidden_sizes": [16] * 1000},
+    "many parameters within each bound": {**GOOD_CONFIG, "image_shape": [128, 128], "hidden_sizes": [4096] * 4},
+    "image side 1e9": {**GOOD_CONFIG, "image_shape": [1_000_000_000, 1]},
+    "extra config key": {**GOOD_CONFIG, "__class__": "os.system"},
+    "missing config key": {k: v for k, v in GOOD_CONFIG.items() if k != "beta"},
+    "config a list": [8, 8, 16],
+    "kind unknown": {**GOOD_CONFIG, "kind": "exec"},
+    "beta negative": {**GOOD_CONFIG, "beta": -1.0},
+    "latent_dim a string": {**GOOD_CONFIG, "latent_dim": "3"},
+    "hidden a number": {**GOOD_CONFIG, "hidden_sizes": 16},
+    "config not JSON": "{not json",
+    # values json.loads accepts but int() / float() choke on
+    "image side Infinity": json.dumps(GOOD_CONFIG).replace("[8, 8]", "[1e400, 8]"),
+    "image side NaN": json.dumps(GOOD_CONFIG).replace("[8, 8]", "[NaN, 8]"),
+    "image side a word": {**GOOD_CONFIG, "image_shape": ["eight", 8]},
+    "image side fractional": {**GOOD_CONFIG, "image_shape": [8.5, 8]},
+    "image side a numeric string": {**GOOD_CONFIG, "image_shape": ["8", "8"]},
+    "beta a word": {**GOOD_CONFIG, "beta": "high"},
+    "latent_dim with 5000 digits": json.dumps(GOOD_CONFIG).replace('"latent_dim": 3', '"latent_dim": ' + "9" * 5000),
+}
+
+
+@pytest.mark.parametrize("case", list(HOSTILE_CONFIGS))
+def test_hostile_config(model, case):
+    with pytest.raises(CheckpointError):
+        load_checkpoint(craft(tensors_of(model), HOSTILE_CONFIGS[case]))
+
+
+HOSTILE_META = {
+    "extra meta key": {"dataset": "digits", "eval": "__import__('os')"},
+    "meta a list": [1, 2],
+    "dataset not a string": {"dataset": ["digits"]},
+    "dataset name of 10k characters": {"dataset": "x" * 10_000},
+    "too many classes": {"class_names": ["c"] * 1000},
+    "history too long": {"history": [{"epoch": 1}] * 5000},
+    "history not numbers": {"history": [{"epoch": "one"}]},
+    "history NaN": '{"history": [{"loss": NaN}]}',
+    "history nested": {"history": [{"loss": {"deep": 1}}]},
+    "train_config nested": {"train_config": {"lr": [0.1]}},
+    "meta not JSON": "][",
+    "meta nested 100k deep": '{"history": ' + "[" * 100_000 + "]" * 100_000 + "}",
+    "number with 5000 digits": '{"history": [{"epoch": ' + "9" * 5000 + "}]}",
+}
+
+
+@pytest.mark.parametrize("case", list(HOSTILE_META))
+def test_hostile_meta(model, case):
+    with pytest.raises(CheckpointError):
+        load_checkpoint(craft(tensors_of(model), GOOD_CONFIG, HOSTILE_META[case]))
+
+
+def _header_only(header: bytes) -> bytes:
+    return struct.pack("<Q", len(header)) + header
+
+
+HOSTILE_HEADERS = {
+    "no metadata": _header_only(b"{}"),
+    "metadata not an object": _header_only(b'{"__metadata__": "x"}'),
+    "header nested 100k deep": _header_only(b'{"a": ' + b"[" * 100_000 + b"]" * 100_000 + b"}"),
+    "header number with 5000 digits": _header_only(b'{"a": ' + b"9" * 5000 + b"}"),
+    "tensor offsets past the end": _header_only(
+        json.dumps({"__metadata__": {"format": FORMAT, "config": json.dumps(GOOD_CONFIG), "meta": "{}"},
+                    "to_mu.bias": {"dtype": "F32", "shape": [3], "data_offsets": [0, 10**9]}}).encode()  # fmt: skip
+    ),
+}
+
+
+@pytest.mark.parametrize("case", list(HOSTILE_HEADERS))
+def test_hostile_header(case):
+    with pytest.raises(CheckpointError):
+        load_checkpoint(HOSTILE_HEADERS[case])

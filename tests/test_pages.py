@@ -1,0 +1,112 @@
+"""Page tests with streamlit's AppTest: every page runs on the bundled models, and the controls work."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pyarrow as pa
+import pytest
+from streamlit.testing.v1 import AppTest
+
+ROOT = Path(__file__).resolve().parent.parent
+APP = str(ROOT / "app.py")
+PAGES = ["pages/home.py", "pages/train.py", "pages/latent.py", "pages/samples.py", "pages/interpolate.py"]
+TIMEOUT = 180  # t-SNE / UMAP first calls pay for imports and numba compilation
+
+
+def open_page(page: str | None = None, query: dict | None = None, state: dict | None = None) -> AppTest:
+    """A fresh visitor: URL query and session state set up front, then the page opened.
+
+    AppTest (streamlit 1.67) does not re-execute an st.navigation app on a plain second run(),
+    so each test starts a new AppTest instead of interacting across runs.
+    """
+    at = AppTest.from_file(APP, default_timeout=TIMEOUT)
+    for key, value in (query or {}).items():
+        at.query_params[key] = value
+    for key, value in (state or {}).items():
+        at.session_state[key] = value
+    at.run()
+    if page:
+        at.switch_page(page)
+        at.run()
+    return at
+
+
+def chart_rows(at: AppTest) -> list[int]:
+    """Rows in the first dataset of each Altair chart on the page."""
+    rows = []
+    for chart in at.get("vega_lite_chart"):
+        datasets = chart.proto.datasets
+        rows.append(pa.ipc.open_stream(datasets[0].data.data).read_all().num_rows if datasets else 0)
+    return rows
+
+
+def assert_clean(at: AppTest) -> None:
+    assert not at.exception, [e.value for e in at.exception]
+    assert not at.error, [e.value for e in at.error]
+
+
+@pytest.mark.parametrize("page", PAGES)
+def test_every_page_runs_on_the_bundled_model(page: str) -> None:
+    at = open_page(page)
+    assert_clean(at)
+    assert at.title, "each page has a title"
+
+
+def test_sidebar_offers_bundled_models_and_the_four_projections() -> None:
+    at = open_page()
+    assert at.selectbox(key="model").value == "mnist-vae-z2"  # opens on a bundled MNIST model
+    assert at.selectbox(key="projection").options == ["raw (two latent dims)", "PCA", "t-SNE", "UMAP"]
+
+
+def test_url_opens_umap() -> None:
+    at = open_page(query={"projection": "umap"})
+    assert at.selectbox(key="projection").value == "umap"
+    assert at.query_params["projection"] == "umap"
+
+
+def test_choice_goes_back_into_the_url() -> None:
+    at = open_page(state={"projection": "pca"})
+    assert at.query_params["projection"] == "pca"
+    assert at.query_params["model"] == at.selectbox(key="model").value
+
+
+@pytest.mark.parametrize("method", ["raw", "pca", "tsne", "umap"])
+def test_latent_scatter_has_the_points_asked_for(method: str) -> None:
+    at = open_page("pages/latent.py", query={"projection": method}, state={"points": 200})
+    assert_clean(at)
+    assert chart_rows(at) == [200]
+    spec = json.loads(at.get("vega_lite_chart")[0].proto.spec)
+    assert spec["encoding"]["color"]["field"] == "class"
+    assert {"field": "image", "type": "nominal"} in spec["encoding"]["tooltip"]
+
+
+def test_raw_view_of_a_z20_model_lets_the_user_pick_dimensions() -> None:
+    at = open_page("pages/latent.py", query={"model": "mnist-vae-z20", "projection": "raw"},
+                   state={"points": 200, "dim_x": 3, "dim_y": 7})  # fmt: skip
+    assert_clean(at)
+    spec = json.loads(at.get("vega_lite_chart")[0].proto.spec)
+    assert "latent dim 3" in spec["encoding"]["x"]["title"]
+    assert "latent dim 7" in spec["encoding"]["y"]["title"]
+
+
+def test_random_page_shows_grid_and_manifold_for_z2() -> None:
+    at = open_page("pages/samples.py", state={"n_samples": 16})
+    assert_clean(at)
+    images = at.get("image")
+    assert len(images) == 2  # the random grid and, for Z = 2, the manifold
+
+
+def test_interpolation_page_shows_strip_and_path() -> None:
+    at = open_page("pages/interpolate.py", state={"interp_points": 200, "steps": 5})
+    assert_clean(at)
+    assert len(at.get("image")) == 1
+    assert chart_rows(at) == [200]
+
+
+def test_identical_digits_give_a_clear_message() -> None:
+    at = open_page("pages/interpolate.py", state={"interp_points": 200, "how_A": "by test index",
+                                                  "how_B": "by test index", "idx_A": 5, "idx_B": 5})  # fmt: skip
+    assert not at.exception
+    assert any("same digit" in w.value for w in at.warning)

@@ -1,0 +1,363 @@
+"""vae_core/train.py: training on digits, callbacks, stopping, divergence, evaluate, the bundled models, the CLI."""
+
+from __future__ import annotations
+
+import copy
+import importlib
+import json
+import math
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from vae_core import (
+    VAE,
+    ConfigError,
+    Dataset,
+    LossTerms,
+    TrainingDivergedError,
+    VAEConfig,
+    load_checkpoint,
+    vae_loss,
+)
+from vae_core.train import StepInfo, TrainConfig, evaluate, train
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+MODELS_DIR = REPO_ROOT / "models"
+TRAIN_MODULE = importlib.import_module("vae_core.train")  # `vae_core.train` the attribute is the function
+HISTORY_KEYS = {"epoch", "train_recon", "train_kl", "train_loss", "seconds", "test_recon", "test_kl", "test_loss"}
+
+
+def all_finite(model: VAE) -> bool:
+    return all(bool(torch.isfinite(p).all()) for p in model.parameters())
+
+
+def weights(model: VAE) -> dict[str, torch.Tensor]:
+    return copy.deepcopy(model.state_dict())
+
+
+def same_weights(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> bool:
+    return a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+# --- TrainConfig ------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {"epochs": 0},
+        {"epochs": -1},
+        {"epochs": 1.5},
+        {"epochs": True},
+        {"lr": 0},
+        {"lr": -1},
+        {"lr": float("nan")},
+        {"lr": float("inf")},
+        {"lr": 1000.0},
+        {"batch_size": 0},
+        {"lr_schedule": "step"},
+    ],
+    ids=repr,
+)
+def test_train_config_out_of_range(kwargs):
+    with pytest.raises(ConfigError):
+        TrainConfig(**kwargs)
+
+
+def test_train_config_defaults_are_the_classic_example():
+    cfg = TrainConfig()
+    assert (cfg.epochs, cfg.lr, cfg.batch_size, cfg.lr_schedule) == (10, 1e-3, 128, "constant")
+
+
+# --- training on digits -----------------------------------------------------------------------------
+
+
+def test_short_training_lowers_the_test_loss(digits_train, digits_test):
+    torch.manual_seed(0)
+    model = VAE(VAEConfig(image_shape=(8, 8), hidden_sizes=(128,), latent_dim=4))
+    x_test = digits_test.as_float()
+    before = evaluate(model, x_test)["loss"]
+    history = train(model, digits_train, digits_test, TrainConfig(epochs=4, lr=3e-3, batch_size=64))
+    after = evaluate(model, x_test)["loss"]
+    assert after < before - 5, (before, after)
+    assert [h["epoch"] for h in history] == [1, 2, 3, 4]
+    assert all(set(h) == HISTORY_KEYS for h in history)
+    assert history[-1]["test_loss"] == pytest.approx(after, rel=1e-6)  # evaluate() is seeded
+    assert history[-1]["test_loss"] == pytest.approx(history[-1]["test_recon"] + history[-1]["test_kl"])
+    assert history[-1]["train_loss"] < history[0]["train_loss"]
+    assert all(h["seconds"] > 0 for h in history)
+    assert not model.training and all_finite(model)
+
+
+def test_callbacks_report_progress(digits_train, digits_test, small_model):
+    steps: list[StepInfo] = []
+    records: list[dict] = []
+    cfg = TrainConfig(epochs=2, batch_size=100)
+    history = train(small_model, digits_train, digits_test, cfg, on_step=steps.append, on_epoch_end=records.append)
+    assert records == history and len(history) == 2
+    per_epoch = math.ceil(len(digits_train) / 100)
+    assert steps and all(s.steps_per_epoch == per_epoch and s.total_steps == 2 * per_epoch for s in steps)
+    assert {s.epoch for s in steps} == {1, 2} and steps[-1].step == per_epoch
+    assert steps[-1].fraction == pytest.approx(1.0) and steps[-1].eta_s == pytest.approx(0.0)
+    assert all(math.isfinite(s.loss) and s.loss > 0 for s in steps)
+    elapsed = [s.elapsed_s for s in steps]
+    assert elapsed == sorted(elapsed)
+
+
+def test_without_a_test_set_the_history_has_train_terms_only(digits_train, small_model):
+    history = train(small_model, digits_train, None, TrainConfig(epochs=1, lr_schedule="cosine"))
+    assert set(history[0]) == {"epoch", "train_recon", "train_kl", "train_loss", "seconds"}
+
+
+def test_same_seed_same_weights(digits_train):
+    runs = []
+    for _ in range(2):
+        torch.manual_seed(0)
+        model = VAE(VAEConfig(image_shape=(8, 8), hidden_sizes=(16,), latent_dim=2))
+        train(model, digits_train, None, TrainConfig(epochs=1, seed=7))
+        runs.append(weights(model))
+    assert same_weights(*runs)
+
+
+def test_image_shape_mismatch_is_a_config_error(digits_train):
+    with pytest.raises(ConfigError, match="28"):
+        train(VAE(VAEConfig(hidden_sizes=(16,), latent_dim=2)), digits_train, None, TrainConfig(epochs=1))
+
+
+# --- stopping ---------------------------------------------------------------------------------------
+
+
+def test_should_stop_mid_epoch_returns_the_model_trained_so_far(digits_train, small_model):
+    start = weights(small_model)
+    asked = 0
+
+    def stop_after_five() -> bool:
+        nonlocal asked
+        asked += 1
+        return asked >= 5
+
+    history = train(small_model, digits_train, None, TrainConfig(epochs=50, batch_size=32), should_stop=stop_after_five)
+    assert history == []  # no epoch completed
+    assert asked == 5  # asked once per step, and nothing ran after the answer
+    assert not same_weights(start, weights(small_model)) and all_finite(small_model)
+    assert not small_model.training
+
+
+def test_should_stop_after_an_epoch_keeps_that_epoch(digits_train, digits_test, small_model):
+    records: list[dict] = []
+    history = train(
+        small_model, digits_train, digits_test, TrainConfig(epochs=50, batch_size=256),
+        on_epoch_end=records.append, should_stop=lambda: len(records) >= 2,
+    )  # fmt: skip
+    assert [h["epoch"] for h in history] == [1, 2] and records == history
+
+
+# --- every image once per epoch ---------------------------------------------------------------------
+
+
+def index_coded(n: int) -> Dataset:
+    """4x4 images whose first two pixels spell their own index, so a batch tells which images it holds."""
+    images = torch.zeros(n, 4, 4, dtype=torch.uint8)
+    images[:, 0, 0] = torch.arange(n) % 256
+    images[:, 0, 1] = torch.arange(n) // 256
+    return Dataset("coded", images, torch.zeros(n, dtype=torch.int64), ["x"], "train")
+
+
+def image_ids(x: torch.Tensor) -> list[int]:
+    pixels = (x[:, 0, 0, :2] * 255).round().long()
+    return (pixels[:, 0] + 256 * pixels[:, 1]).tolist()
+
+
+@pytest.mark.parametrize(("n", "batch_size"), [(300, 32), (103, 10), (50, 128)])
+def test_every_image_exactly_once_per_epoch(n, batch_size):
+    model = VAE(VAEConfig(image_shape=(4, 4), hidden_sizes=(8,), latent_dim=2))
+    batches: list[list[int]] = []
+    epochs: list[list[list[int]]] = []
+    real_encode = model.encode
+
+    def recording_encode(x: torch.Tensor):
+        batches.append(image_ids(x))
+        return real_encode(x)
+
+    def end_epoch(_record: dict) -> None:
+        epochs.append(list(batches))
+        batches.clear()
+
+    model.encode = recording_encode  # the training step encodes each batch exactly once
+    train(model, index_coded(n), None, TrainConfig(epochs=3, batch_size=batch_size), on_epoch_end=end_epoch)
+    assert len(epochs) == 3
+    for epoch in epochs:
+        assert sorted(i for batch in epoch for i in batch) == list(range(n))
+        assert [len(b) for b in epoch[:-1]] == [batch_size] * (len(epoch) - 1)
+    orders = [[i for batch in epoch for i in batch] for epoch in epochs]
+    if n > batch_size:
+        assert orders[0] != orders[1] != orders[2]  # reshuffled every epoch
+
+
+# --- divergence -------------------------------------------------------------------------------------
+
+
+@pytest.mark.slow
+def test_learning_rate_ten_finishes_finite_or_says_the_learning_rate_is_too_high(digits_train, digits_test):
+    torch.manual_seed(0)
+    model = VAE(VAEConfig(image_shape=(8, 8), hidden_sizes=(64,), latent_dim=2))
+    try:
+        history = train(model, digits_train, digits_test, TrainConfig(epochs=2, lr=10.0))
+    except TrainingDivergedError as exc:
+        assert "learning rate" in str(exc)
+    else:
+        assert len(history) == 2
+        assert all(math.isfinite(h[k]) for h in history for k in ("train_loss", "test_loss"))
+    assert all_finite(model)
+
+
+def test_non_finite_losses_in_a_row_raise_and_leave_the_weights_alone(monkeypatch, digits_train, small_model):
+    def nan_loss(*args, **kwargs) -> LossTerms:
+        terms = vae_loss(*args, **kwargs)
+        return LossTerms(terms.reconstruction, terms.kl, terms.total * float("nan"))
+
+    monkeypatch.setattr(TRAIN_MODULE, "vae_loss", nan_loss)
+    start = weights(small_model)
+    with pytest.raises(TrainingDivergedError) as err:
+        train(small_model, digits_train, None, TrainConfig(epochs=1, lr=0.5))
+    assert "learning rate" in str(err.value) and "0.5" in str(err.value)
+    assert same_weights(start, weights(small_model))
+
+
+def test_a_non_finite_gradient_never_leaves_nan_weights(digits_train, small_model):
+    """An overflowing gradient (simulated by a hook) with a finite loss: whatever train() does about it,
+    the model it hands back - normally or with TrainingDivergedError - has finite weights, as its
+    docstring promises ("the weights keep their last finite values")."""
+    backward_calls = 0
+
+    def overflow_once(grad: torch.Tensor) -> torch.Tensor:
+        nonlocal backward_calls
+        backward_calls += 1
+        return torch.full_like(grad, float("inf")) if backward_calls == 3 else grad
+
+    small_model.to_mu.weight.register_hook(overflow_once)
+    try:
+        train(small_model, digits_train, None, TrainConfig(epochs=1, batch_size=64))
+    except TrainingDivergedError as exc:
+        assert "learning rate" in str(exc)
+    assert all_finite(small_model)
+
+
+# --- evaluate ---------------------------------------------------------------------------------------
+
+
+def test_evaluate_is_the_mean_loss_per_image(digits_train):
+    """A plain autoencoder is deterministic, so evaluate() over two EVAL_BATCH chunks equals one big sum."""
+    torch.manual_seed(0)
+    model = VAE(VAEConfig(image_shape=(8, 8), hidden_sizes=(16,), latent_dim=2, kind="ae"))
+    x = digits_train.as_float()
+    assert len(x) > TRAIN_MODULE.EVAL_BATCH
+    with torch.no_grad():
+        mu, logvar = model.encode(x)
+        terms = vae_loss(x, model.decode_logits(mu), mu, logvar, beta=0.0)
+    result = evaluate(model, x)
+    assert result["loss"] == pytest.approx(terms.total.item() / len(x), rel=1e-5)
+    assert result["recon"] == pytest.approx(result["loss"], rel=1e-9) and result["kl"] == 0.0
+
+
+def test_evaluate_restores_the_mode_and_the_global_rng(digits_test, small_model):
+    small_model.train()
+    torch.manual_seed(42)
+    expected = torch.rand(3)
+    torch.manual_seed(42)
+    first = evaluate(small_model, digits_test.as_float())
+    assert torch.equal(torch.rand(3), expected)  # evaluate's fixed seed does not leak out
+    assert small_model.training
+    assert evaluate(small_model, digits_test.as_float()) == first
+
+
+# --- the bundled MNIST models -----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("filename", "limit"), [("mnist-vae-z20.safetensors", 103.0), ("mnist-vae-z2.safetensors", 150.0)]
+)
+def test_bundled_model_test_loss(mnist_test, filename, limit):
+    path = MODELS_DIR / filename
+    assert path.is_file(), f"{path} is missing; build it with `bash models/make.sh`"
+    model, meta = load_checkpoint(path)
+    assert meta["dataset"] == "mnist" and model.config.image_shape == (28, 28)
+    loss = evaluate(model, mnist_test.as_float())["loss"]
+    assert loss <= limit, f"{filename}: MNIST test loss {loss:.2f} nats > {limit}"
+
+
+# --- the command line -------------------------------------------------------------------------------
+
+
+def cli(*args: str) -> list[str]:
+    return [sys.executable, "-m", "vae_core.train", *args]
+
+
+@pytest.fixture(scope="module")
+def cli_run(tmp_path_factory) -> tuple[subprocess.CompletedProcess, Path]:
+    out = tmp_path_factory.mktemp("cli") / "nested" / "x.safetensors"
+    args = cli("--dataset", "digits", "--epochs", "1", "--latent-dim", "2", "--out", str(out))
+    return subprocess.run(args, cwd=REPO_ROOT, capture_output=True, text=True, timeout=180), out
+
+
+@pytest.mark.slow
+def test_cli_trains_saves_and_prints_json(cli_run):
+    proc, out = cli_run
+    assert proc.returncode == 0, proc.stderr
+    result = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert {"test_loss", "epoch_s", "samples_per_s"} <= set(result)
+    assert math.isfinite(result["test_loss"]) and 0 < result["test_loss"] < 64 * math.log(2) * 2
+    assert len(result["epoch_s"]) == 1 and result["samples_per_s"] > 0
+    model, meta = load_checkpoint(out)
+    assert model.config.latent_dim == 2 and model.config.image_shape == (8, 8)
+    assert meta["dataset"] == "digits" and len(meta["history"]) == 1
+    assert meta["history"][-1]["test_loss"] == pytest.approx(result["test_loss"])
+
+
+@pytest.mark.slow
+def test_cli_stderr_has_no_runpy_warning(cli_run):
+    """`python -m vae_core.train` after `vae_core/__init__` imported vae_core.train runs the module twice."""
+    proc, _ = cli_run
+    assert "RuntimeWarning" not in proc.stderr, proc.stderr[:400]
+
+
+BAD_RUNS = {
+    "epochs abc": (["--epochs", "abc"], "invalid int value"),
+    "epochs 0": (["--epochs", "0"], "epochs"),
+    "lr -1": (["--lr", "-1"], "lr"),
+    "latent-dim 0": (["--latent-dim", "0"], "latent_dim"),
+    "out x.pt": (["--out", "{tmp}/x.pt"], ".safetensors"),
+    "unknown dataset": (["--dataset", "cifar10"], "invalid choice"),
+    "out under a file": (["--out", "{tmp}/a-file/x.safetensors", "--hidden", "8"], "a-file"),
+}
+
+
+@pytest.fixture(scope="module")
+def bad_runs(tmp_path_factory) -> dict[str, tuple[int, str, Path]]:
+    """Every bad command line at once (each pays for importing torch), then their results."""
+    tmp = tmp_path_factory.mktemp("bad-cli")
+    (tmp / "a-file").write_text("a file where a folder should be")
+    procs = {}
+    for name, (extra, _) in BAD_RUNS.items():
+        args = ["--dataset", "digits", "--epochs", "1", "--out", str(tmp / f"{len(procs)}.safetensors")]
+        args += [a.format(tmp=tmp) for a in extra]  # a repeated flag: argparse keeps the last
+        procs[name] = subprocess.Popen(cli(*args), cwd=REPO_ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    results = {}
+    for name, proc in procs.items():
+        _, stderr = proc.communicate(timeout=180)
+        results[name] = (proc.returncode, stderr, tmp)
+    return results
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("case", list(BAD_RUNS))
+def test_cli_bad_arguments_exit_2_without_a_traceback(bad_runs, case):
+    returncode, stderr, tmp = bad_runs[case]
+    assert "Traceback" not in stderr, stderr[-1500:]
+    assert returncode == 2, stderr[-800:]
+    assert "error" in stderr and BAD_RUNS[case][1] in stderr
+    assert not list(tmp.glob("*.safetensors")) and not list(tmp.glob("*.pt"))
