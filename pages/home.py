@@ -1,5 +1,9 @@
 """Home: what the app shows and where to start."""
 
+from ui.shell import require_app
+
+require_app()  # before anything is drawn: see ui/shell.py
+
 import streamlit as st
 
 from ui import state

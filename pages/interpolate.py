@@ -1,5 +1,9 @@
 """Interpolation: the decoded path between two test digits' means, drawn over the latent scatter."""
 
+from ui.shell import require_app
+
+require_app()  # before anything is drawn: see ui/shell.py
+
 import numpy as np
 import streamlit as st
 import torch

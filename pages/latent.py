@@ -1,5 +1,9 @@
 """Latent space: where each test digit's mean μ lands, in the sidebar's projection."""
 
+from ui.shell import require_app
+
+require_app()  # before anything is drawn: see ui/shell.py
+
 import streamlit as st
 
 from ui import state, views

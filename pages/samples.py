@@ -1,5 +1,9 @@
 """Random samples: z ~ N(0, I) decoded in one batch; for Z = 2, the latent manifold."""
 
+from ui.shell import require_app
+
+require_app()  # before anything is drawn: see ui/shell.py
+
 import math
 
 import streamlit as st

@@ -1,5 +1,9 @@
 """Train or load a model: bundled, uploaded (.safetensors only) or trained here, then its model card."""
 
+from ui.shell import require_app
+
+require_app()  # before anything is drawn: see ui/shell.py
+
 import streamlit as st
 
 from ui import state, training

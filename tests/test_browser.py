@@ -1,0 +1,110 @@
+"""Real-browser test: `streamlit run app.py` on a free loopback port, every page in headless Chromium."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+SHOTS = Path(os.environ.get("SCREENSHOT_DIR", ROOT / "tests" / "screenshots"))
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-quic",
+                 "--no-first-run", "--disable-component-update", "--disable-sync"]  # fmt: skip
+# latent first: a deep link as the server's very first request (see ui/shell.py)
+PAGES = {"latent": "/latent?projection=pca", "home": "/", "train": "/train", "samples": "/samples",
+         "interpolate": "/interpolate"}  # fmt: skip
+STARTUP_S = 90
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _wait_healthy(url: str, proc: subprocess.Popen) -> None:
+    deadline = time.monotonic() + STARTUP_S
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"streamlit exited with {proc.returncode}")
+        try:
+            with urllib.request.urlopen(url + "/_stcore/health", timeout=2) as r:
+                if r.read().strip() == b"ok":
+                    return
+        except OSError:
+            time.sleep(0.5)
+    raise TimeoutError("streamlit did not become healthy")
+
+
+@pytest.fixture(scope="module")
+def server():
+    if not os.path.exists(CHROMIUM):
+        if os.environ.get("CI"):
+            pytest.fail("chromium is missing in CI: .ci/run installs it with apt-get")
+        pytest.skip("Debian's chromium is not installed (apt-get install chromium)")
+    port = _free_port()
+    cmd = [sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(port),
+           "--server.address", "127.0.0.1", "--server.headless", "true"]  # fmt: skip
+    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        _wait_healthy(url, proc)
+        yield url
+    finally:
+        proc.terminate()
+        proc.wait(timeout=20)
+
+
+@pytest.fixture(scope="module")
+def page(server):
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        tab = browser.new_page(viewport={"width": 1400, "height": 1000})
+        yield tab
+        browser.close()
+
+
+def _settle(tab) -> None:
+    """Wait for the title, then for the script run to finish (the status widget goes away)."""
+    tab.wait_for_selector("h1", timeout=90_000)
+    tab.wait_for_selector('[data-testid="stSidebar"] [data-testid="stSelectbox"]', timeout=90_000)
+    tab.wait_for_timeout(500)
+    tab.wait_for_function("!document.querySelector('[data-testid=\"stStatusWidget\"]')", timeout=120_000)
+    tab.wait_for_timeout(1000)
+
+
+@pytest.mark.parametrize("name", list(PAGES))
+def test_page_renders_without_errors(server, page, name: str) -> None:
+    page.goto(server + PAGES[name])
+    _settle(page)
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=True)
+    assert page.locator('[data-testid="stException"]').count() == 0
+    assert page.locator('[data-testid="stAlertContentError"]').count() == 0
+    assert page.locator('[data-testid="stSidebar"] [data-testid="stSelectbox"]').count() == 2
+    assert page.get_by_text("Start here").count() >= 1  # app.py's navigation, not file names
+    if name in ("latent", "interpolate"):
+        assert page.locator('[data-testid="stVegaLiteChart"]').count() >= 1
+    if name in ("samples", "interpolate"):
+        assert page.locator('[data-testid="stImage"] img').count() >= 1
+
+
+def test_choosing_a_projection_updates_the_url(server, page) -> None:
+    page.goto(server + "/latent?projection=raw")
+    _settle(page)
+    page.locator('[data-testid="stSidebar"] [data-testid="stSelectbox"]').nth(1).click()
+    page.get_by_role("option", name="PCA").click()
+    page.wait_for_url("**projection=pca**", timeout=30_000)
+    _settle(page)
+    assert page.locator('[data-testid="stException"]').count() == 0
+    assert page.get_by_text("· PCA").count() == 1  # the scatter's caption names the new projection
