@@ -17,8 +17,10 @@ st.markdown(
     "Start with **Latent space** on the bundled model, or train your own on **Train or load a model**."
 )
 entry = state.current()
-st.info(f"Current model: **{entry.label}**. Change it, or the 2-D projection, in the sidebar; "
-        "the address bar keeps both, so a copied link opens the same view.")  # fmt: skip
+st.info(
+    f"Current model: **{entry.label}**. Change it, or the 2-D projection, in the sidebar; "
+    "the address bar keeps both, so a copied link opens the same view."
+)
 c1, c2, c3, c4 = st.columns(4)
 c1.page_link("pages/train.py", label="Train or load a model", icon=":material/model_training:")
 c2.page_link("pages/latent.py", label="Latent space", icon=":material/scatter_plot:")

@@ -13,8 +13,10 @@ from vae_core.images import thumbnail_urls, to_pil_grid, to_png_bytes
 from vae_core.latents import INTERPOLATION_MODES, interpolate
 
 st.title("Interpolation")
-st.markdown("**What am I looking at?** The decoder's images along a path between two test digits' "
-            "means μ. The ends show each original and its reconstruction.")  # fmt: skip
+st.markdown(
+    "**What am I looking at?** The decoder's images along a path between two test digits' "
+    "means μ. The ends show each original and its reconstruction."
+)
 
 entry = state.current()
 data = cache.test_set(entry.dataset)
@@ -42,11 +44,18 @@ if st.button("Random pair", icon=":material/casino:"):
 c1, c2, c3 = st.columns([1, 1, 1])
 i0, i1 = pick(c1, "A", 1), pick(c2, "B", 7 % len(names))
 steps = c3.slider("Steps", 3, 30, 10, key="steps")
-mode = c3.radio("Path", INTERPOLATION_MODES, horizontal=True, key="mode",
-                format_func={"linear": "linear", "slerp": "spherical (slerp)"}.get)  # fmt: skip
+mode = c3.radio(
+    "Path",
+    INTERPOLATION_MODES,
+    horizontal=True,
+    key="mode",
+    format_func={"linear": "linear", "slerp": "spherical (slerp)"}.get,
+)
 
 if i0 == i1 or np.allclose(mu[i0], mu[i1]):
-    st.warning("Both ends are the same digit (or have the same μ): there is no path to walk. Pick two different digits.")
+    st.warning(
+        "Both ends are the same digit (or have the same μ): there is no path to walk. Pick two different digits."
+    )
     st.stop()
 
 path = interpolate(torch.from_numpy(mu[i0]), torch.from_numpy(mu[i1]), steps, mode)
@@ -56,8 +65,11 @@ recon = cache.decode_np(entry, mu[[i0, i1]])
 strip = torch.cat([ends[:1], recon[:1], decoded, recon[1:], ends[1:]])
 scale = max(1, 56 // entry.model.config.image_shape[0])
 strip_img = to_pil_grid(strip, nrow=len(strip), scale=scale)
-st.image(strip_img, caption=f"original #{i0} ({names[int(data.labels[i0])]}) · its reconstruction · {steps} "
-         f"{mode} steps · reconstruction · original #{i1} ({names[int(data.labels[i1])]})")  # fmt: skip
+st.image(
+    strip_img,
+    caption=f"original #{i0} ({names[int(data.labels[i0])]}) · its reconstruction · {steps} "
+    f"{mode} steps · reconstruction · original #{i1} ({names[int(data.labels[i1])]})",
+)
 st.download_button("Download strip (PNG)", to_png_bytes(strip_img), "interpolation.png", "image/png")
 
 method = st.session_state.get(state.PROJECTION, "raw")
@@ -71,16 +83,23 @@ with left:
         coords = proj.transform(path.numpy())
         chart = views.scatter_chart(entry, proj, n, method, params) + views.path_layer(coords, thumbnail_urls(decoded))
         st.altair_chart(chart, width="stretch")
-        where = ("exactly (the projection maps new points)" if proj.placement == "exact" else
-                 "by its 10 nearest test digits in latent space: t-SNE has no map for new points, so each "
-                 "step sits at the weighted mean of its neighbours' positions")  # fmt: skip
+        where = (
+            "exactly (the projection maps new points)"
+            if proj.placement == "exact"
+            else "by its 10 nearest test digits in latent space: t-SNE has no map for new points, so each "
+            "step sits at the weighted mean of its neighbours' positions"
+        )
         st.caption(f"The black path is placed {where}.")
 with right:
     st.markdown("#### Why the middle looks like a digit")
-    st.markdown("The KL term packs the codes of all training images into one smooth, gap-free cloud "
-                "around the origin, and the decoder learns to draw something sensible everywhere in it. "
-                "A straight walk between two codes stays inside that cloud.")  # fmt: skip
+    st.markdown(
+        "The KL term packs the codes of all training images into one smooth, gap-free cloud "
+        "around the origin, and the decoder learns to draw something sensible everywhere in it. "
+        "A straight walk between two codes stays inside that cloud."
+    )
     st.markdown("#### What slerp changes")
-    st.markdown("In many dimensions, typical draws from N(0, I) have norm ≈ √Z, and the middle of a "
-                "straight line is shorter than either end. Slerp turns along the sphere instead, so every "
-                "step keeps a typical norm.")  # fmt: skip
+    st.markdown(
+        "In many dimensions, typical draws from N(0, I) have norm ≈ √Z, and the middle of a "
+        "straight line is shorter than either end. Slerp turns along the sphere instead, so every "
+        "step keeps a typical norm."
+    )

@@ -9,8 +9,10 @@ import streamlit as st
 from ui import state, views
 
 st.title("Latent space")
-st.markdown("**What am I looking at?** Each dot is one test digit, placed at the mean μ its encoder "
-            "outputs, coloured by its true class. Hover a dot to see the digit.")  # fmt: skip
+st.markdown(
+    "**What am I looking at?** Each dot is one test digit, placed at the mean μ its encoder "
+    "outputs, coloured by its true class. Hover a dot to see the digit."
+)
 
 entry = state.current()
 method = st.session_state.get(state.PROJECTION, "raw")
@@ -26,8 +28,10 @@ with left:
         st.caption(f"{n} test digits · {entry.label} · {state.PROJECTION_LABELS[method]}")
 with right:
     st.markdown("#### What a point is")
-    st.markdown("The encoder gives each image a Gaussian: a mean **μ** and a spread **σ**, Z numbers each. "
-                "A dot is **μ only**: σ is how unsure the encoder is, not a place.")  # fmt: skip
+    st.markdown(
+        "The encoder gives each image a Gaussian: a mean **μ** and a spread **σ**, Z numbers each. "
+        "A dot is **μ only**: σ is how unsure the encoder is, not a place."
+    )
     st.markdown("#### From Z dimensions to two")
     how = {
         "raw": f"Raw: the two chosen coordinates of μ, unchanged. With Z = {z_dim}, "
@@ -40,5 +44,7 @@ with right:
     }
     st.markdown(how[method])
     st.markdown("#### What the clusters mean")
-    st.markdown("Digits that look alike get nearby μ, without any label in training: the classes "
-                "separate because similar images need similar codes to be rebuilt well.")  # fmt: skip
+    st.markdown(
+        "Digits that look alike get nearby μ, without any label in training: the classes "
+        "separate because similar images need similar codes to be rebuilt well."
+    )

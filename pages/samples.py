@@ -15,16 +15,25 @@ from vae_core.latents import latent_grid, sample_prior
 SAMPLE_CHOICES = [16, 36, 64, 100, 144, 225, 400]
 
 st.title("Random samples")
-st.markdown("**What am I looking at?** Images the decoder draws from random points z ~ N(0, I). "
-            "No image went in: the encoder, and with it μ and σ, is bypassed entirely.")  # fmt: skip
+st.markdown(
+    "**What am I looking at?** Images the decoder draws from random points z ~ N(0, I). "
+    "No image went in: the encoder, and with it μ and σ, is bypassed entirely."
+)
 
 entry = state.current()
 cfg = entry.model.config
 c1, c2, c3 = st.columns(3)
 n = c1.select_slider("How many", SAMPLE_CHOICES, 64, key="n_samples")
 seed = c2.number_input("Seed", 0, 2**31 - 1, 0, key="sample_seed", help="Same seed, same images.")
-temperature = c3.slider("Temperature (scale of z)", 0.0, 2.0, 1.0, 0.1, key="temperature",
-                        help="z = temperature x N(0, I): below 1 stays near the centre, above 1 reaches the edges.")  # fmt: skip
+temperature = c3.slider(
+    "Temperature (scale of z)",
+    0.0,
+    2.0,
+    1.0,
+    0.1,
+    key="temperature",
+    help="z = temperature x N(0, I): below 1 stays near the centre, above 1 reaches the edges.",
+)
 
 z = sample_prior(n, cfg.latent_dim, int(seed), temperature)
 images = cache.decode_np(entry, z.numpy())
@@ -35,23 +44,31 @@ left.image(grid, caption=f"{n} decoded draws of z ~ N(0, {temperature:g}² I), s
 left.download_button("Download grid (PNG)", to_png_bytes(grid), "samples.png", "image/png")
 with right:
     st.markdown("#### Why do random points look like digits?")
-    st.markdown("Training adds a KL term that pulls every image's Gaussian toward N(0, I). The codes of "
-                "all training images together then fill N(0, I) without large holes, so a random draw "
-                "usually lands where the decoder has learned to draw something digit-like. Blurry or "
-                "in-between images come from the gaps.")  # fmt: skip
+    st.markdown(
+        "Training adds a KL term that pulls every image's Gaussian toward N(0, I). The codes of "
+        "all training images together then fill N(0, I) without large holes, so a random draw "
+        "usually lands where the decoder has learned to draw something digit-like. Blurry or "
+        "in-between images come from the gaps."
+    )
     if cfg.kind == "ae":
-        st.warning("This is a plain autoencoder: no KL term, so nothing makes its codes fill N(0, I). "
-                   "Expect many random draws to decode to blots.")  # fmt: skip
+        st.warning(
+            "This is a plain autoencoder: no KL term, so nothing makes its codes fill N(0, I). "
+            "Expect many random draws to decode to blots."
+        )
 
 if cfg.latent_dim == 2:
     st.subheader("The latent manifold")
     side = st.slider("Grid size", 5, 30, 15, key="manifold_side")
     manifold = to_pil_grid(cache.decode_np(entry, latent_grid(side).numpy()), nrow=side, scale=scale)
     m_left, m_right = st.columns([2, 1])
-    m_left.image(manifold, caption=f"Decoded z on a {side} x {side} grid of N(0, 1) quantiles "
-                 "(z₁ left to right, z₂ bottom to top)")  # fmt: skip
+    m_left.image(
+        manifold,
+        caption=f"Decoded z on a {side} x {side} grid of N(0, 1) quantiles (z₁ left to right, z₂ bottom to top)",
+    )
     m_left.download_button("Download manifold (PNG)", to_png_bytes(manifold), "manifold.png", "image/png")
-    m_right.markdown("With Z = 2 the whole latent space fits on screen. Each tile decodes a point at "
-                     "evenly spaced quantiles of N(0, 1), so equal areas of the prior get equal room, as "
-                     "in Kingma & Welling's figure. Neighbouring tiles change smoothly: that is the "
-                     "continuity the KL term buys.")  # fmt: skip
+    m_right.markdown(
+        "With Z = 2 the whole latent space fits on screen. Each tile decodes a point at "
+        "evenly spaced quantiles of N(0, 1), so equal areas of the prior get equal room, as "
+        "in Kingma & Welling's figure. Neighbouring tiles change smoothly: that is the "
+        "continuity the KL term buys."
+    )

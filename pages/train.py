@@ -11,15 +11,19 @@ from vae_core import DATASET_NAMES, LatentLabError, TrainConfig, checkpoint_byte
 from vae_core.charts import loss_chart
 
 st.title("Train or load a model")
-st.markdown("**What am I looking at?** Where the current model comes from: a bundled one, a "
-            "`.safetensors` file you upload, or one you train here. Models you add stay in your session only.")  # fmt: skip
+st.markdown(
+    "**What am I looking at?** Where the current model comes from: a bundled one, a "
+    "`.safetensors` file you upload, or one you train here. Models you add stay in your session only."
+)
 if msg := st.session_state.pop(state.FLASH, None):
     st.success(msg)
 
 load_tab, train_tab = st.tabs(["Load", "Train"])
 with load_tab:
-    st.markdown("Pick a bundled model in the sidebar, or upload a checkpoint saved by this app or by "
-                "`python -m vae_core.train`.")  # fmt: skip
+    st.markdown(
+        "Pick a bundled model in the sidebar, or upload a checkpoint saved by this app or by "
+        "`python -m vae_core.train`."
+    )
     upload = st.file_uploader("Upload a .safetensors checkpoint", type=["safetensors"], key="upload")
     if upload is not None and st.session_state.get("_loaded_upload") != upload.file_id:
         try:
@@ -35,15 +39,27 @@ with load_tab:
 with train_tab:
     with st.form("train"):
         c1, c2, c3 = st.columns(3)
-        dataset = c1.selectbox("Data set", DATASET_NAMES, key="train_dataset",
-                               help="digits works offline everywhere; the others need their IDX files or internet.")  # fmt: skip
-        data_dir = c1.text_input("IDX folder (optional)", key="train_dir",
-                                 help="A folder with the four IDX files; needed for 'idx'.")  # fmt: skip
+        dataset = c1.selectbox(
+            "Data set",
+            DATASET_NAMES,
+            key="train_dataset",
+            help="digits works offline everywhere; the others need their IDX files or internet.",
+        )
+        data_dir = c1.text_input(
+            "IDX folder (optional)", key="train_dir", help="A folder with the four IDX files; needed for 'idx'."
+        )
         latent_dim = c2.number_input("Latent dimension Z", 1, 64, 2, key="train_z")
         hidden = c2.number_input("Hidden size", 16, 1024, 256, 16, key="train_hidden")
-        beta = c2.number_input("β (KL weight)", 0.0, 20.0, 1.0, 0.5, key="train_beta",
-                               help="β > 1 pulls codes harder toward N(0, I): smoother space and better "
-                               "random samples, blurrier reconstructions; too high and dimensions go unused.")  # fmt: skip
+        beta = c2.number_input(
+            "β (KL weight)",
+            0.0,
+            20.0,
+            1.0,
+            0.5,
+            key="train_beta",
+            help="β > 1 pulls codes harder toward N(0, I): smoother space and better "
+            "random samples, blurrier reconstructions; too high and dimensions go unused.",
+        )
         epochs = c3.number_input("Epochs", 1, 100, 20, key="train_epochs")
         lr = c3.number_input("Learning rate", 1e-5, 10.0, 1e-3, format="%.5f", key="train_lr")
         batch = c3.select_slider("Batch size", [32, 64, 128, 256, 512], 128, key="train_batch")
@@ -64,10 +80,15 @@ c1.metric("Data set", entry.dataset)
 c2.metric("Latent dimension Z", entry.model.config.latent_dim)
 c3.metric("Parameters", f"{entry.model.n_parameters():,}")
 if "test_loss" in last:
-    c4.metric("Test loss (nats/image)", f"{last['test_loss']:.1f}",
-              help=f"reconstruction {last['test_recon']:.1f} + β x KL {last['test_kl']:.1f}")  # fmt: skip
-    st.caption(f"Test loss {last['test_loss']:.2f} = reconstruction {last['test_recon']:.2f} + "
-               f"β · KL {last['test_kl']:.2f} (β = {entry.model.config.beta:g}), after {last['epoch']} epochs.")  # fmt: skip
+    c4.metric(
+        "Test loss (nats/image)",
+        f"{last['test_loss']:.1f}",
+        help=f"reconstruction {last['test_recon']:.1f} + β x KL {last['test_kl']:.1f}",
+    )
+    st.caption(
+        f"Test loss {last['test_loss']:.2f} = reconstruction {last['test_recon']:.2f} + "
+        f"β · KL {last['test_kl']:.2f} (β = {entry.model.config.beta:g}), after {last['epoch']} epochs."
+    )
 if entry.meta.get("history"):
     st.altair_chart(loss_chart(entry.meta["history"]), width="stretch")
 try:

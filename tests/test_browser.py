@@ -16,11 +16,23 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 SHOTS = Path(os.environ.get("SCREENSHOT_DIR", ROOT / "tests" / "screenshots"))
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-quic",
-                 "--no-first-run", "--disable-component-update", "--disable-sync"]  # fmt: skip
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-component-update",
+    "--disable-sync",
+]
 # latent first: a deep link as the server's very first request (see ui/shell.py)
-PAGES = {"latent": "/latent?projection=pca", "home": "/", "train": "/train", "samples": "/samples",
-         "interpolate": "/interpolate"}  # fmt: skip
+PAGES = {
+    "latent": "/latent?projection=pca",
+    "home": "/",
+    "train": "/train",
+    "samples": "/samples",
+    "interpolate": "/interpolate",
+}
 STARTUP_S = 90
 
 
@@ -51,8 +63,19 @@ def server():
             pytest.fail("chromium is missing in CI: .ci/run installs it with apt-get")
         pytest.skip("Debian's chromium is not installed (apt-get install chromium)")
     port = _free_port()
-    cmd = [sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(port),
-           "--server.address", "127.0.0.1", "--server.headless", "true"]  # fmt: skip
+    cmd = [
+        sys.executable,
+        "-m",
+        "streamlit",
+        "run",
+        "app.py",
+        "--server.port",
+        str(port),
+        "--server.address",
+        "127.0.0.1",
+        "--server.headless",
+        "true",
+    ]
     proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
     try:

@@ -16,11 +16,7 @@ TIMEOUT = 180  # t-SNE / UMAP first calls pay for imports and numba compilation
 
 
 def open_page(page: str | None = None, query: dict | None = None, state: dict | None = None) -> AppTest:
-    """A fresh visitor: URL query and session state set up front, then the page opened.
-
-    AppTest (streamlit 1.67) does not re-execute an st.navigation app on a plain second run(),
-    so each test starts a new AppTest instead of interacting across runs.
-    """
+    """A fresh visitor: URL query and session state set up front, then the page opened."""
     at = AppTest.from_file(APP, default_timeout=TIMEOUT)
     for key, value in (query or {}).items():
         at.query_params[key] = value
@@ -67,9 +63,12 @@ def test_url_opens_umap() -> None:
 
 
 def test_choice_goes_back_into_the_url() -> None:
-    at = open_page(state={"projection": "pca"})
+    at = open_page()
+    at.selectbox(key="projection").set_value("pca").run()
     assert at.query_params["projection"] == "pca"
-    assert at.query_params["model"] == at.selectbox(key="model").value
+    at.selectbox(key="model").set_value("mnist-vae-z20").run()
+    assert at.query_params["model"] == "mnist-vae-z20"
+    assert at.query_params["projection"] == "pca"  # a rerun keeps the other choice
 
 
 @pytest.mark.parametrize("method", ["raw", "pca", "tsne", "umap"])
@@ -83,8 +82,11 @@ def test_latent_scatter_has_the_points_asked_for(method: str) -> None:
 
 
 def test_raw_view_of_a_z20_model_lets_the_user_pick_dimensions() -> None:
-    at = open_page("pages/latent.py", query={"model": "mnist-vae-z20", "projection": "raw"},
-                   state={"points": 200, "dim_x": 3, "dim_y": 7})  # fmt: skip
+    at = open_page(
+        "pages/latent.py",
+        query={"model": "mnist-vae-z20", "projection": "raw"},
+        state={"points": 200, "dim_x": 3, "dim_y": 7},
+    )
     assert_clean(at)
     spec = json.loads(at.get("vega_lite_chart")[0].proto.spec)
     assert "latent dim 3" in spec["encoding"]["x"]["title"]
@@ -106,7 +108,9 @@ def test_interpolation_page_shows_strip_and_path() -> None:
 
 
 def test_identical_digits_give_a_clear_message() -> None:
-    at = open_page("pages/interpolate.py", state={"interp_points": 200, "how_A": "by test index",
-                                                  "how_B": "by test index", "idx_A": 5, "idx_B": 5})  # fmt: skip
+    at = open_page(
+        "pages/interpolate.py",
+        state={"interp_points": 200, "how_A": "by test index", "how_B": "by test index", "idx_A": 5, "idx_B": 5},
+    )
     assert not at.exception
     assert any("same digit" in w.value for w in at.warning)

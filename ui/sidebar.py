@@ -36,10 +36,19 @@ def render() -> None:
     _seed_from_url(state.MODEL, ids, state.default_model_id())
     _seed_from_url(state.PROJECTION, list(state.PROJECTION_LABELS), DEFAULT_PROJECTION)
     with st.sidebar:
-        st.selectbox("Model", ids, key=state.MODEL, format_func=state.label_of,
-                     help="Bundled models, plus any you trained or uploaded in this session (only you see those).")  # fmt: skip
-        st.selectbox("Projection to 2-D", list(state.PROJECTION_LABELS), key=state.PROJECTION,
-                     format_func=state.PROJECTION_LABELS.get,
-                     help="How the Z-dimensional means are drawn in two dimensions.")  # fmt: skip
+        st.selectbox(
+            "Model",
+            ids,
+            key=state.MODEL,
+            format_func=state.label_of,
+            help="Bundled models, plus any you trained or uploaded in this session (only you see those).",
+        )
+        st.selectbox(
+            "Projection to 2-D",
+            list(state.PROJECTION_LABELS),
+            key=state.PROJECTION,
+            format_func=state.PROJECTION_LABELS.get,
+            help="How the Z-dimensional means are drawn in two dimensions.",
+        )
     _write_to_url(state.MODEL)
     _write_to_url(state.PROJECTION)

@@ -28,7 +28,9 @@ def run(dataset: str, data_dir: str | None, model_cfg: dict, train_cfg: TrainCon
     meta = {"dataset": dataset, "class_names": train_set.class_names, "history": history}
 
     def on_step(info: StepInfo) -> None:
-        bar.progress(min(1.0, info.fraction), text=f"epoch {info.epoch}/{train_cfg.epochs} · batch loss {info.loss:.1f} nats")
+        bar.progress(
+            min(1.0, info.fraction), text=f"epoch {info.epoch}/{train_cfg.epochs} · batch loss {info.loss:.1f} nats"
+        )
         status.caption(f"elapsed {info.elapsed_s:.0f} s · about {info.eta_s:.0f} s left")
 
     def on_epoch_end(record: dict) -> None:

@@ -27,10 +27,14 @@ def projection_params(method: str, latent_dim: int, key: str = "") -> dict:
         return {"dims": (int(d0), int(d1))}
     with st.expander(f"{state.PROJECTION_LABELS[method]} parameters"):
         if method == "tsne":
-            return {"perplexity": st.slider("perplexity (neighbours each point attends to)", 5, 100, 30, key=f"{key}perp")}
+            return {
+                "perplexity": st.slider("perplexity (neighbours each point attends to)", 5, 100, 30, key=f"{key}perp")
+            }
         if method == "umap":
-            return {"n_neighbors": st.slider("n_neighbors (local vs global structure)", 2, 100, 15, key=f"{key}nn"),
-                    "min_dist": st.slider("min_dist (how tightly points pack)", 0.0, 0.99, 0.1, key=f"{key}md")}  # fmt: skip
+            return {
+                "n_neighbors": st.slider("n_neighbors (local vs global structure)", 2, 100, 15, key=f"{key}nn"),
+                "min_dist": st.slider("min_dist (how tightly points pack)", 0.0, 0.99, 0.1, key=f"{key}md"),
+            }
         st.caption("PCA has no parameters: it keeps the two directions of largest variance.")
         return {}
 
@@ -38,8 +42,10 @@ def projection_params(method: str, latent_dim: int, key: str = "") -> dict:
 def fitted_projection(entry: state.ModelEntry, method: str, n: int, params: dict) -> Projection | None:
     """Run (or fetch from cache) the projection; on failure show why and return None."""
     if entry.model.config.latent_dim < 2:
-        st.warning("This model has a single latent dimension (Z = 1): there is no second axis to plot, "
-                   "so there is no 2-D scatter. The other pages still work.")  # fmt: skip
+        st.warning(
+            "This model has a single latent dimension (Z = 1): there is no second axis to plot, "
+            "so there is no 2-D scatter. The other pages still work."
+        )
         return None
     label = state.PROJECTION_LABELS[method]
     try:
@@ -61,14 +67,22 @@ def scatter_chart(entry: state.ModelEntry, proj: Projection, n: int, method: str
     """The scatter of μ with class colours and digit thumbnails in the tooltip."""
     data = cache.test_set(entry.dataset)
     idx = cache.subset_indices(len(data), n)
-    frame = scatter_frame(proj.embedding, data.labels[idx].numpy(), entry.class_names, idx,
-                          cache.thumbnails(entry.dataset, n))  # fmt: skip
+    frame = scatter_frame(
+        proj.embedding, data.labels[idx].numpy(), entry.class_names, idx, cache.thumbnails(entry.dataset, n)
+    )
     return latent_scatter(frame, *axis_titles(method, params), entry.class_names)
 
 
 def points_control(key: str = "points") -> int:
-    return int(st.select_slider("Test digits to plot", POINT_CHOICES, DEFAULT_POINTS, key=key,
-                                help="More points show more structure; t-SNE and UMAP take longer."))  # fmt: skip
+    return int(
+        st.select_slider(
+            "Test digits to plot",
+            POINT_CHOICES,
+            DEFAULT_POINTS,
+            key=key,
+            help="More points show more structure; t-SNE and UMAP take longer.",
+        )
+    )
 
 
 def as_np(x) -> np.ndarray:

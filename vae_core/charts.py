@@ -12,21 +12,30 @@ POINT_SIZE = 18  # marker area in px^2: small enough for a few thousand points
 PALETTE = "tableau10"  # ten distinguishable class colours
 
 
-def scatter_frame(coords: np.ndarray, labels: np.ndarray, class_names: list[str],
-                  indices: np.ndarray | None = None, images: list[str] | None = None) -> pd.DataFrame:  # fmt: skip
+def scatter_frame(
+    coords: np.ndarray,
+    labels: np.ndarray,
+    class_names: list[str],
+    indices: np.ndarray | None = None,
+    images: list[str] | None = None,
+) -> pd.DataFrame:
     """One row per point: x, y, class name, test index and (optionally) an image data URL."""
-    frame = pd.DataFrame({
-        "x": coords[:, 0].astype(float), "y": coords[:, 1].astype(float),
-        "class": [class_names[int(c)] for c in labels],
-        "index": indices if indices is not None else np.arange(len(coords)),
-    })  # fmt: skip
+    frame = pd.DataFrame(
+        {
+            "x": coords[:, 0].astype(float),
+            "y": coords[:, 1].astype(float),
+            "class": [class_names[int(c)] for c in labels],
+            "index": indices if indices is not None else np.arange(len(coords)),
+        }
+    )
     if images is not None:
         frame["image"] = images
     return frame
 
 
-def latent_scatter(frame: pd.DataFrame, x_title: str, y_title: str, class_names: list[str],
-                   height: int = 520) -> alt.Chart:  # fmt: skip
+def latent_scatter(
+    frame: pd.DataFrame, x_title: str, y_title: str, class_names: list[str], height: int = 520
+) -> alt.Chart:
     """Points coloured by class, a legend of class names, and the digit itself in the tooltip."""
     tooltip = ["class:N", "index:Q"] + (["image:N"] if "image" in frame else [])
     return (
@@ -35,7 +44,9 @@ def latent_scatter(frame: pd.DataFrame, x_title: str, y_title: str, class_names:
         .encode(
             x=alt.X("x:Q", title=x_title, scale=alt.Scale(zero=False)),
             y=alt.Y("y:Q", title=y_title, scale=alt.Scale(zero=False)),
-            color=alt.Color("class:N", sort=class_names, scale=alt.Scale(scheme=PALETTE), legend=alt.Legend(title="class")),
+            color=alt.Color(
+                "class:N", sort=class_names, scale=alt.Scale(scheme=PALETTE), legend=alt.Legend(title="class")
+            ),
             tooltip=tooltip,
         )
         .interactive()

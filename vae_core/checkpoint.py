@@ -55,6 +55,7 @@ def save_checkpoint(path: str | os.PathLike, model: VAE, meta: dict | None = Non
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
+        os.chmod(tmp, 0o644)  # mkstemp makes 0600; a checkpoint is an ordinary readable file
         with os.fdopen(fd, "wb") as f:
             f.write(data)
             f.flush()
@@ -172,16 +173,21 @@ def _flat_numbers(record: object, allow_str: bool = False) -> bool:
     if not isinstance(record, dict) or len(record) > 32:
         return False
     ok = (int, float, str) if allow_str else (int, float)
-    return all(_short_str(k) and isinstance(v, ok) and (not isinstance(v, str) or _short_str(v))
-               and (not isinstance(v, float) or math.isfinite(v)) for k, v in record.items())  # fmt: skip
+    return all(
+        _short_str(k)
+        and isinstance(v, ok)
+        and (not isinstance(v, str) or _short_str(v))
+        and (not isinstance(v, float) or math.isfinite(v))
+        for k, v in record.items()
+    )
 
 
 def _parameter_count(cfg: VAEConfig) -> int:
     sizes = [cfg.n_pixels, *cfg.hidden_sizes]
-    enc = sum((a + 1) * b for a, b in zip(sizes[:-1], sizes[1:]))
+    enc = sum((a + 1) * b for a, b in zip(sizes[:-1], sizes[1:], strict=True))
     heads = 2 * (cfg.hidden_sizes[-1] + 1) * cfg.latent_dim
     dec_sizes = [cfg.latent_dim, *reversed(cfg.hidden_sizes), cfg.n_pixels]
-    return enc + heads + sum((a + 1) * b for a, b in zip(dec_sizes[:-1], dec_sizes[1:]))
+    return enc + heads + sum((a + 1) * b for a, b in zip(dec_sizes[:-1], dec_sizes[1:], strict=True))
 
 
 def _check_tensors(model: VAE, tensors: dict[str, torch.Tensor]) -> None:
@@ -192,6 +198,8 @@ def _check_tensors(model: VAE, tensors: dict[str, torch.Tensor]) -> None:
     for name, ref in expected.items():
         t = tensors[name]
         if t.shape != ref.shape or t.dtype != ref.dtype:
-            raise CheckpointError(f"tensor {name} is {t.dtype} {tuple(t.shape)}; expected {ref.dtype} {tuple(ref.shape)}")
+            raise CheckpointError(
+                f"tensor {name} is {t.dtype} {tuple(t.shape)}; expected {ref.dtype} {tuple(ref.shape)}"
+            )
         if not torch.isfinite(t).all():
             raise CheckpointError(f"tensor {name} holds NaN or infinite values")

@@ -23,9 +23,17 @@ __all__ = [
 
 DIGIT_NAMES = [str(i) for i in range(10)]
 FASHION_NAMES = [
-    "T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
-    "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot",
-]  # fmt: skip
+    "T-shirt/top",
+    "Trouser",
+    "Pullover",
+    "Dress",
+    "Coat",
+    "Sandal",
+    "Shirt",
+    "Sneaker",
+    "Bag",
+    "Ankle boot",
+]
 KMNIST_NAMES = ["o", "ki", "su", "tsu", "na", "ha", "ma", "ya", "re", "wo"]
 
 # name -> (torchvision class name, class names)
@@ -144,9 +152,7 @@ def _find_idx(folder: Path, split: str, kind: str) -> Path | None:
     return None
 
 
-def read_idx_folder(
-    folder: str | Path, split: str, name: str = "idx", class_names: list[str] | None = None
-) -> Dataset:
+def read_idx_folder(folder: str | Path, split: str, name: str = "idx", class_names: list[str] | None = None) -> Dataset:
     """Read one split's image and label IDX files (raw or .gz) from `folder`."""
     folder = Path(folder)
     paths = {kind: _find_idx(folder, split, kind) for kind in ("images", "labels")}

@@ -28,9 +28,12 @@ def kl_divergence(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
 
 
 def vae_loss(
-    x: torch.Tensor, recon_logits: torch.Tensor, mu: torch.Tensor, logvar: torch.Tensor,
+    x: torch.Tensor,
+    recon_logits: torch.Tensor,
+    mu: torch.Tensor,
+    logvar: torch.Tensor,
     beta: float = 1.0,
-) -> LossTerms:  # fmt: skip
+) -> LossTerms:
     """x, recon_logits: (B, 1, H, W); mu, logvar: (B, Z). beta = 0 gives a plain autoencoder loss."""
     reconstruction = F.binary_cross_entropy_with_logits(recon_logits, x, reduction="sum")
     kl = kl_divergence(mu, logvar).sum() if beta else torch.zeros((), device=x.device)

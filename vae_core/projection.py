@@ -67,8 +67,14 @@ def _tsne(z: np.ndarray, perplexity: float = 30.0, seed: int = DEFAULT_SEED, n_i
     from openTSNE import TSNE  # FFT gradients for large N (auto): several times faster than scikit-learn
 
     perplexity = float(min(perplexity, max(1.0, (len(z) - 1) / 3)))  # openTSNE needs 3 * perplexity < N
-    tsne = TSNE(perplexity=perplexity, n_iter=n_iter, n_jobs=2, random_state=seed,
-                negative_gradient_method="auto", verbose=False)  # fmt: skip
+    tsne = TSNE(
+        perplexity=perplexity,
+        n_iter=n_iter,
+        n_jobs=2,
+        random_state=seed,
+        negative_gradient_method="auto",
+        verbose=False,
+    )
     emb = np.asarray(tsne.fit(z))
     return emb, None, {"perplexity": perplexity, "seed": seed, "n_iter": n_iter}
 

@@ -66,7 +66,7 @@ class StepInfo:
 
 
 def pick_device(name: str = "auto") -> str:
-    """"auto" takes CUDA or MPS when present, else the CPU."""
+    """ "auto" takes CUDA or MPS when present, else the CPU."""
     if name != "auto":
         return name
     if torch.cuda.is_available():
@@ -87,7 +87,9 @@ def evaluate(model: VAE, data: torch.Tensor) -> dict[str, float]:
         for start in range(0, len(data), EVAL_BATCH):
             x = data[start : start + EVAL_BATCH]
             terms = _batch_loss(model, x)
-            sums += torch.tensor([terms.reconstruction.item(), terms.kl.item(), terms.total.item()], dtype=torch.float64)
+            sums += torch.tensor(
+                [terms.reconstruction.item(), terms.kl.item(), terms.total.item()], dtype=torch.float64
+            )
     model.train(was_training)
     n = max(1, len(data))
     return {"recon": sums[0].item() / n, "kl": sums[1].item() / n, "loss": sums[2].item() / n}
@@ -128,7 +130,9 @@ def train(
     gen = torch.Generator().manual_seed(config.seed)
     for epoch in range(1, config.epochs + 1):
         t0 = time.perf_counter()
-        sums, stopped = _run_epoch(model, optimizer, schedule, x_train, config, gen, epoch, steps, start, on_step, should_stop)
+        sums, stopped = _run_epoch(
+            model, optimizer, schedule, x_train, config, gen, epoch, steps, start, on_step, should_stop
+        )
         if stopped:
             break
         record = _epoch_record(model, epoch, sums, len(x_train), x_test, time.perf_counter() - t0)
@@ -173,7 +177,9 @@ def _run_epoch(model, optimizer, schedule, x_train, config, gen, epoch, steps, s
             schedule.step()
         sums += torch.tensor([terms.reconstruction.item(), terms.kl.item(), terms.total.item()], dtype=torch.float64)
         if on_step and (step % report_every == 0 or step == steps):
-            info = StepInfo(epoch, step, steps, terms.total.item() / len(x), time.perf_counter() - start, config.epochs * steps)
+            info = StepInfo(
+                epoch, step, steps, terms.total.item() / len(x), time.perf_counter() - start, config.epochs * steps
+            )
             on_step(info)
         if should_stop and should_stop():
             return sums, True
@@ -183,8 +189,13 @@ def _run_epoch(model, optimizer, schedule, x_train, config, gen, epoch, steps, s
 def _epoch_record(model, epoch: int, sums: torch.Tensor, n: int, x_test, seconds: float) -> dict:
     if not all(torch.isfinite(p).all() for p in model.parameters()):
         raise TrainingDivergedError("the weights became non-finite; lower the learning rate (try 1e-3)")
-    record = {"epoch": epoch, "train_recon": sums[0].item() / n, "train_kl": sums[1].item() / n,
-              "train_loss": sums[2].item() / n, "seconds": seconds}  # fmt: skip
+    record = {
+        "epoch": epoch,
+        "train_recon": sums[0].item() / n,
+        "train_kl": sums[1].item() / n,
+        "train_loss": sums[2].item() / n,
+        "seconds": seconds,
+    }
     if x_test is not None:
         test = evaluate(model, x_test)
         record.update(test_recon=test["recon"], test_kl=test["kl"], test_loss=test["loss"])
@@ -198,7 +209,9 @@ def _parser():
 
     p = argparse.ArgumentParser(prog="python -m vae_core.train", description="Train a VAE and save it as .safetensors.")
     p.add_argument("--dataset", default="mnist", choices=DATASET_NAMES)
-    p.add_argument("--data-dir", default=None, help="folder with the IDX files (default: $VAE_DATA_DIR or a cache folder)")
+    p.add_argument(
+        "--data-dir", default=None, help="folder with the IDX files (default: $VAE_DATA_DIR or a cache folder)"
+    )
     p.add_argument("--latent-dim", type=int, default=20)
     p.add_argument("--hidden", type=int, nargs="+", default=[400], help="encoder widths, e.g. --hidden 512 256")
     p.add_argument("--beta", type=float, default=1.0)
@@ -233,16 +246,25 @@ def main(argv: list[str] | None = None) -> int:
         cfg = TrainConfig(args.epochs, args.lr, args.batch_size, args.seed, args.lr_schedule, pick_device(args.device))
         model = VAE(model_cfg)
         history = train(model, train_set, test_set, cfg, on_step=_print_progress, on_epoch_end=_print_epoch)
-        meta = {"dataset": args.dataset, "class_names": train_set.class_names, "history": history,
-                "train_config": asdict(cfg)}  # fmt: skip
+        meta = {
+            "dataset": args.dataset,
+            "class_names": train_set.class_names,
+            "history": history,
+            "train_config": asdict(cfg),
+        }
         save_checkpoint(args.out, model, meta)
     except LatentLabError as exc:
         print(f"\nerror: {exc}", file=sys.stderr)
         return 2
     seconds = [h["seconds"] for h in history]
-    result = {"out": args.out, "test_loss": history[-1]["test_loss"], "test_recon": history[-1]["test_recon"],
-              "test_kl": history[-1]["test_kl"], "epoch_s": seconds,
-              "samples_per_s": len(train_set) * len(seconds) / sum(seconds)}  # fmt: skip
+    result = {
+        "out": args.out,
+        "test_loss": history[-1]["test_loss"],
+        "test_recon": history[-1]["test_recon"],
+        "test_kl": history[-1]["test_kl"],
+        "epoch_s": seconds,
+        "samples_per_s": len(train_set) * len(seconds) / sum(seconds),
+    }
     print(json.dumps(result))
     return 0
 
@@ -253,17 +275,21 @@ def _print_progress(info: StepInfo) -> None:
     width = 30
     filled = int(width * info.fraction)
     bar = "#" * filled + "-" * (width - filled)
-    sys.stderr.write(f"\r[{bar}] epoch {info.epoch} {info.fraction:6.1%} loss {info.loss:7.2f} "
-                     f"elapsed {info.elapsed_s:5.0f}s eta {info.eta_s:5.0f}s")  # fmt: skip
+    sys.stderr.write(
+        f"\r[{bar}] epoch {info.epoch} {info.fraction:6.1%} loss {info.loss:7.2f} "
+        f"elapsed {info.elapsed_s:5.0f}s eta {info.eta_s:5.0f}s"
+    )
     sys.stderr.flush()
 
 
 def _print_epoch(record: dict) -> None:
     import sys
 
-    sys.stderr.write(f"\nepoch {record['epoch']}: train {record['train_loss']:.2f} test {record.get('test_loss', float('nan')):.2f} "
-                     f"(recon {record.get('test_recon', float('nan')):.2f} + KL {record.get('test_kl', float('nan')):.2f}) "
-                     f"{record['seconds']:.1f}s\n")  # fmt: skip
+    sys.stderr.write(
+        f"\nepoch {record['epoch']}: train {record['train_loss']:.2f} test {record.get('test_loss', float('nan')):.2f} "
+        f"(recon {record.get('test_recon', float('nan')):.2f} + KL {record.get('test_kl', float('nan')):.2f}) "
+        f"{record['seconds']:.1f}s\n"
+    )
 
 
 if __name__ == "__main__":
