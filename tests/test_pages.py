@@ -114,3 +114,10 @@ def test_identical_digits_give_a_clear_message() -> None:
     )
     assert not at.exception
     assert any("same digit" in w.value for w in at.warning)
+
+
+@pytest.mark.parametrize(("method", "params"), [("tsne", {"perp": 10}), ("umap", {"nn": 5})])
+def test_non_default_parameters_are_fitted_live(method: str, params: dict) -> None:
+    at = open_page("pages/latent.py", query={"projection": method}, state={"points": 200, **params})
+    assert_clean(at)
+    assert chart_rows(at) == [200]

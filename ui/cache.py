@@ -7,7 +7,9 @@ import streamlit as st
 import torch
 
 from vae_core import Dataset, load_dataset
+from vae_core.bundled import bundled_model_paths
 from vae_core.latents import decode, encode_dataset
+from vae_core.precompute import PRECOMPUTED_METHODS, load_precomputed
 from vae_core.projection import Projection, fit_projection
 
 from .state import ModelEntry
@@ -36,11 +38,26 @@ def latents(fingerprint: str, _entry: ModelEntry) -> tuple[np.ndarray, np.ndarra
     return mu.numpy(), logvar.numpy()
 
 
+@st.cache_resource(show_spinner=False)
+def precomputed(model_id: str, fingerprint: str, _entry: ModelEntry) -> dict[str, np.ndarray]:
+    """A bundled model's shipped t-SNE / UMAP coordinates of its whole test split (empty if stale)."""
+    coords, _ = load_precomputed(bundled_model_paths()[model_id], _entry.model)
+    return coords
+
+
 @st.cache_resource(ttl=CACHE_TTL_S, max_entries=MAX_ENTRIES, show_spinner=False)
 def projection(fingerprint: str, _entry: ModelEntry, method: str, n: int, params: tuple) -> Projection:
-    """A fitted projection of the first n points of the fixed subset (kept as an object to place new points)."""
+    """The projection of the fixed subset of n test points, as an object that can place new points.
+
+    For bundled models with default parameters, t-SNE and UMAP come from the shipped coordinates
+    (fitted on the whole test split); new points are then placed by their nearest neighbours.
+    """
     mu, _ = latents(fingerprint, _entry)
     idx = subset_indices(len(mu), n)
+    if _entry.source == "bundled" and method in ("tsne", "umap") and dict(params) == PRECOMPUTED_METHODS[method]:
+        shipped = precomputed(_entry.id, fingerprint, _entry).get(method)
+        if shipped is not None and len(shipped) == len(mu):
+            return Projection(method, shipped[idx], dict(params, precomputed=True), mu[idx])
     return fit_projection(mu[idx], method, **dict(params))
 
 

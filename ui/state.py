@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import uuid
 from dataclasses import dataclass, field
 
@@ -11,6 +10,7 @@ import torch
 
 from vae_core import VAE, load_checkpoint
 from vae_core.bundled import DEFAULT_MODEL, bundled_model_paths, model_label
+from vae_core.precompute import fingerprint
 
 # Session-state keys, in one place.
 MODEL = "model"  # id of the current model (sidebar picker, in the URL)
@@ -46,14 +46,6 @@ class ModelEntry:
     @property
     def class_names(self) -> list[str]:
         return self.meta.get("class_names") or [str(i) for i in range(10)]
-
-
-def fingerprint(model: VAE) -> str:
-    digest = hashlib.sha256(repr(model.config).encode())
-    for name, tensor in sorted(model.state_dict().items()):
-        digest.update(name.encode())
-        digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
-    return digest.hexdigest()[:16]
 
 
 @st.cache_resource(show_spinner="Loading bundled model…")

@@ -3,6 +3,8 @@
 Never imports streamlit, so everything here runs from a shell or the command line.
 """
 
+import importlib
+
 from .checkpoint import checkpoint_bytes, load_checkpoint, save_checkpoint
 from .data import DATASET_NAMES, Dataset, load_dataset
 from .errors import (
@@ -17,7 +19,6 @@ from .errors import (
 from .latents import decode, encode_dataset, interpolate, latent_grid, sample_prior
 from .losses import LossTerms, kl_divergence, vae_loss
 from .model import VAE, VAEConfig
-from .train import TrainConfig, evaluate, train
 
 __all__ = [
     "DATASET_NAMES",
@@ -47,3 +48,14 @@ __all__ = [
     "ConfigError",
     "TrainingDivergedError",
 ]
+
+_LAZY = {"TrainConfig", "train", "evaluate"}  # from .train, loaded on first use so that
+# `python -m vae_core.train` does not find its own module already imported
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        module = importlib.import_module(".train", __name__)  # binds vae_core.train to the module...
+        globals().update({n: getattr(module, n) for n in _LAZY})  # ...so rebind it to the function
+        return globals()[name]
+    raise AttributeError(f"module 'vae_core' has no attribute {name!r}")

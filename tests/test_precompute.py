@@ -1,0 +1,45 @@
+"""The shipped t-SNE / UMAP / PCA coordinates belong to the bundled models they sit beside."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from vae_core import encode_dataset, load_checkpoint, load_dataset
+from vae_core.bundled import bundled_model_paths
+from vae_core.precompute import PRECOMPUTED_METHODS, fingerprint, load_precomputed, sidecar_path
+from vae_core.projection import project
+
+PROJECTED = [m for m, p in bundled_model_paths().items() if sidecar_path(p).is_file()]
+
+
+def test_every_bundled_model_with_z_at_least_2_ships_coordinates() -> None:
+    for model_id, path in bundled_model_paths().items():
+        model, _ = load_checkpoint(path)
+        if model.config.latent_dim >= 2:
+            assert model_id in PROJECTED, f"run: python -m vae_core.precompute {path}"
+
+
+@pytest.mark.parametrize("model_id", PROJECTED)
+def test_shipped_coordinates_match_their_model(model_id: str) -> None:
+    path = bundled_model_paths()[model_id]
+    model, meta = load_checkpoint(path)
+    coords, params = load_precomputed(path, model)
+    assert set(coords) == set(PRECOMPUTED_METHODS)
+    test = load_dataset(meta["dataset"], "test")
+    mu, _ = encode_dataset(model, test)
+    for method, xy in coords.items():
+        assert xy.shape == (len(test), 2) and np.isfinite(xy).all()
+        assert params[method]["seed"] == 0
+    # PCA is deterministic: recomputing it from the model's means gives the shipped coordinates
+    np.testing.assert_allclose(coords["pca"], project(mu.numpy(), "pca"), atol=1e-3)
+
+
+def test_coordinates_of_another_model_are_ignored() -> None:
+    path = bundled_model_paths()[PROJECTED[0]]
+    model, _ = load_checkpoint(path)
+    with torch.no_grad():
+        next(model.parameters()).add_(1e-3)  # any change to the weights changes the fingerprint
+    assert load_precomputed(path, model) == ({}, {})
+    assert fingerprint(model) != fingerprint(load_checkpoint(path)[0])

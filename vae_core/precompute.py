@@ -1,0 +1,94 @@
+"""Precomputed 2-D coordinates of a model's whole test split, shipped beside the bundled models.
+
+`python -m vae_core.precompute models/mnist-vae-z2.safetensors` writes
+models/projections/mnist-vae-z2.safetensors: one (N, 2) tensor per method, and in the header the
+model's fingerprint and each method's parameters, so the app can tell they still belong together.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from safetensors.torch import load_file, save_file
+
+from .data import load_dataset
+from .latents import encode_dataset
+from .model import VAE
+from .projection import fit_projection
+
+__all__ = ["PRECOMPUTED_METHODS", "fingerprint", "sidecar_path", "compute", "load_precomputed", "main"]
+
+PRECOMPUTED_METHODS = {"pca": {}, "tsne": {"perplexity": 30}, "umap": {"n_neighbors": 15, "min_dist": 0.1}}
+
+
+def fingerprint(model: VAE) -> str:
+    """A hash of the config and weights: changes whenever the model does."""
+    digest = hashlib.sha256(repr(model.config).encode())
+    for name, tensor in sorted(model.state_dict().items()):
+        digest.update(name.encode())
+        digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
+    return digest.hexdigest()[:16]
+
+
+def sidecar_path(checkpoint: str | Path) -> Path:
+    checkpoint = Path(checkpoint)
+    return checkpoint.parent / "projections" / checkpoint.name
+
+
+def compute(model: VAE, mu: np.ndarray, log=print) -> tuple[dict[str, np.ndarray], dict[str, dict]]:
+    """Each method in PRECOMPUTED_METHODS on all of mu; returns (coords, parameters used)."""
+    coords, used = {}, {}
+    for method, params in PRECOMPUTED_METHODS.items():
+        t0 = time.perf_counter()
+        proj = fit_projection(mu, method, **params)
+        coords[method], used[method] = proj.embedding, proj.params
+        log(f"{method}: {time.perf_counter() - t0:.1f} s")
+    return coords, used
+
+
+def load_precomputed(checkpoint: str | Path, model: VAE) -> tuple[dict[str, np.ndarray], dict[str, dict]]:
+    """The sidecar's coordinates if it exists and belongs to this very model, else empty dicts."""
+    path = sidecar_path(checkpoint)
+    if not path.is_file():
+        return {}, {}
+    from safetensors import safe_open
+
+    with safe_open(str(path), "pt") as f:
+        header = f.metadata() or {}
+    if header.get("fingerprint") != fingerprint(model):
+        return {}, {}
+    tensors = load_file(str(path))
+    return {k: v.numpy() for k, v in tensors.items()}, json.loads(header.get("params", "{}"))
+
+
+def main(argv: list[str] | None = None) -> int:
+    import argparse
+
+    from .checkpoint import load_checkpoint
+
+    parser = argparse.ArgumentParser(prog="python -m vae_core.precompute", description=__doc__.split("\n")[0])
+    parser.add_argument("checkpoints", nargs="+", help="bundled .safetensors models")
+    args = parser.parse_args(argv)
+    for checkpoint in args.checkpoints:
+        model, meta = load_checkpoint(checkpoint)
+        if model.config.latent_dim < 2:
+            print(f"{checkpoint}: Z < 2, nothing to project", file=sys.stderr)
+            continue
+        mu, _ = encode_dataset(model, load_dataset(meta.get("dataset", "mnist"), "test"))
+        coords, used = compute(model, mu.numpy(), log=lambda m, c=checkpoint: print(f"{c} {m}", file=sys.stderr))
+        out = sidecar_path(checkpoint)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        header = {"fingerprint": fingerprint(model), "params": json.dumps(used)}
+        save_file({k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in coords.items()}, str(out), header)
+        print(json.dumps({"out": str(out), "points": int(len(mu)), "params": used}))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
