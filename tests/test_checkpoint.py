@@ -16,8 +16,13 @@ from safetensors.torch import save as st_save
 from vae_core import VAE, CheckpointError, VAEConfig, checkpoint_bytes, load_checkpoint, save_checkpoint
 from vae_core.checkpoint import FORMAT, MAX_CHECKPOINT_BYTES
 
-META = {"dataset": "digits", "class_names": [str(i) for i in range(10)], "note": "test",
-        "history": [{"epoch": 1, "train_loss": 30.5}], "train_config": {"lr": 0.001, "lr_schedule": "constant"}}  # fmt: skip
+META = {
+    "dataset": "digits",
+    "class_names": [str(i) for i in range(10)],
+    "note": "test",
+    "history": [{"epoch": 1, "train_loss": 30.5}],
+    "train_config": {"lr": 0.001, "lr_schedule": "constant"},
+}
 
 
 @pytest.fixture
@@ -40,6 +45,11 @@ def craft(tensors: dict[str, torch.Tensor], config: object, meta: object = None,
     return st_save(tensors, metadata=metadata)
 
 
+def same_state(a: VAE, b: VAE) -> bool:
+    sa, sb = a.state_dict(), b.state_dict()
+    return sa.keys() == sb.keys() and all(torch.equal(sa[k], sb[k]) for k in sa)
+
+
 def no_temp_files(folder: Path) -> bool:
     return [p.name for p in folder.iterdir() if p.name.endswith(".tmp") or p.name.startswith(".")] == []
 
@@ -57,25 +67,64 @@ def test_round_trip_gives_identical_outputs(tmp_path, model):
     z = torch.randn(7, 3)
     with torch.no_grad():
         assert torch.equal(loaded.decode(z), model.decode(z))
-        for ours, theirs in zip(loaded.encode(x), model.encode(x)):
-            assert torch.equal(ours, theirs)
-    assert all(torch.equal(a, b) for a, b in zip(loaded.state_dict().values(), model.state_dict().values()))
+        (mu, logvar), (ref_mu, ref_logvar) = loaded.encode(x), model.encode(x)
+        assert torch.equal(mu, ref_mu) and torch.equal(logvar, ref_logvar)
+    assert same_state(loaded, model)
 
 
-def test_bytes_and_file_are_the_same_checkpoint(tmp_path, model):
+def test_bytes_and_file_hold_the_same_checkpoint(tmp_path, model):
     path = tmp_path / "m.safetensors"
-    save_checkpoint(path, model)
-    data = checkpoint_bytes(model)
-    assert path.read_bytes() == data
-    loaded, meta = load_checkpoint(data)
-    assert meta == {} and torch.equal(loaded.to_mu.weight, model.to_mu.weight)
+    save_checkpoint(path, model, META)
+    from_file, meta_file = load_checkpoint(path)
+    from_bytes, meta_bytes = load_checkpoint(checkpoint_bytes(model, META))
+    assert meta_file == meta_bytes == META
+    assert same_state(from_file, from_bytes)
+
+
+def test_checkpoint_bytes_are_a_function_of_model_and_meta(model):
+    """Saving the same model twice gives the same bytes, so a rebuilt bundled model with unchanged
+    weights does not show up as a changed binary in git. (safetensors writes the metadata dict in
+    hash-map order, which varies from call to call.)"""
+    assert len({checkpoint_bytes(model, META) for _ in range(8)}) == 1
 
 
 def test_autoencoder_round_trip(tmp_path):
+    """This model's header happens to be 896 bytes: its file starts 80 03, like a pickle."""
     ae = VAE(VAEConfig(image_shape=(5, 7), hidden_sizes=(8,), latent_dim=2, kind="ae"))
     save_checkpoint(tmp_path / "ae.safetensors", ae)
     loaded, _ = load_checkpoint(tmp_path / "ae.safetensors")
     assert loaded.config.kind == "ae" and loaded.beta == 0.0
+
+
+def header_length(data: bytes) -> int:
+    return struct.unpack("<Q", data[:8])[0]
+
+
+def meta_for_header_length(model: VAE, target: int) -> dict:
+    """Metadata that makes the model's safetensors header exactly `target` bytes long."""
+    for n_records in range(1000):
+        history = [{"e" * 40: 1}] * n_records  # coarse steps of about 50 bytes
+        if header_length(checkpoint_bytes(model, {"history": history, "note": "x" * 64})) < target:
+            continue
+        for k in range(65):  # fine steps of one byte (before padding to a multiple of 8)
+            meta = {"history": history, "note": "x" * k}
+            if header_length(checkpoint_bytes(model, meta)) == target:
+                return meta
+        break
+    raise AssertionError(f"no metadata gives a {target}-byte header")
+
+
+@pytest.mark.parametrize(("target", "start"), [(1152, b"\x80\x04"), (1408, b"\x80\x05"), (19280, b"PK")])
+def test_a_header_length_that_looks_like_a_pickle_or_zip_signature_still_loads(target, start):
+    """A safetensors file starts with its header length (little-endian u64), so its first two bytes
+    can be anything, including 80 02-05 (pickle) or PK (zip): only a file that fails to parse as
+    safetensors may be called a pickle."""
+    model = VAE(VAEConfig(image_shape=(5, 7), hidden_sizes=(8,), latent_dim=2))
+    meta = meta_for_header_length(model, target)
+    data = checkpoint_bytes(model, meta)
+    assert data[:2] == start
+    loaded, loaded_meta = load_checkpoint(data)
+    assert loaded_meta == meta and torch.equal(loaded.to_mu.weight, model.to_mu.weight)
 
 
 # --- atomic saves -----------------------------------------------------------------------------------
@@ -218,7 +267,9 @@ def _inf(t):
     t["to_logvar.bias"][0] = float("-inf")
 
 
-@pytest.mark.parametrize("damage", [_missing, _extra, _shape, _transposed, _dtype, _nan, _inf], ids=lambda f: f.__name__[1:])
+@pytest.mark.parametrize(
+    "damage", [_missing, _extra, _shape, _transposed, _dtype, _nan, _inf], ids=lambda f: f.__name__[1:]
+)
 def test_tensors_that_do_not_fit(model, damage):
     tensors = tensors_of(model)
     damage(tensors)
@@ -233,7 +284,11 @@ HOSTILE_CONFIGS = {
     "latent_dim 1e9": {**GOOD_CONFIG, "latent_dim": 1_000_000_000},
     "hidden 1e9": {**GOOD_CONFIG, "hidden_sizes": [1_000_000_000]},
     "a thousand hidden layers": {**GOOD_CONFIG, "hidden_sizes": [16] * 1000},
-    "many parameters within each bound": {**GOOD_CONFIG, "image_shape": [128, 128], "hidden_sizes": [4096] * 4},
+    "many parameters within each bound": {
+        **GOOD_CONFIG,
+        "image_shape": [128, 128],
+        "hidden_sizes": [4096] * 4,
+    },
     "image side 1e9": {**GOOD_CONFIG, "image_shape": [1_000_000_000, 1]},
     "extra config key": {**GOOD_CONFIG, "__class__": "os.system"},
     "missing config key": {k: v for k, v in GOOD_CONFIG.items() if k != "beta"},
@@ -287,15 +342,16 @@ def _header_only(header: bytes) -> bytes:
     return struct.pack("<Q", len(header)) + header
 
 
+OFFSETS_PAST_THE_END = {
+    "__metadata__": {"format": FORMAT, "config": json.dumps(GOOD_CONFIG), "meta": "{}"},
+    "to_mu.bias": {"dtype": "F32", "shape": [3], "data_offsets": [0, 10**9]},
+}
 HOSTILE_HEADERS = {
     "no metadata": _header_only(b"{}"),
     "metadata not an object": _header_only(b'{"__metadata__": "x"}'),
     "header nested 100k deep": _header_only(b'{"a": ' + b"[" * 100_000 + b"]" * 100_000 + b"}"),
     "header number with 5000 digits": _header_only(b'{"a": ' + b"9" * 5000 + b"}"),
-    "tensor offsets past the end": _header_only(
-        json.dumps({"__metadata__": {"format": FORMAT, "config": json.dumps(GOOD_CONFIG), "meta": "{}"},
-                    "to_mu.bias": {"dtype": "F32", "shape": [3], "data_offsets": [0, 10**9]}}).encode()  # fmt: skip
-    ),
+    "tensor offsets past the end": _header_only(json.dumps(OFFSETS_PAST_THE_END).encode()),
 }
 
 

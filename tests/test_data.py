@@ -32,9 +32,7 @@ def idx_labels(labels: list[int], magic: int = LABELS_MAGIC) -> bytes:
     return struct.pack(">II", magic, len(labels)) + bytes(labels)
 
 
-def write_split(
-    folder: Path, split: str, images: bytes, labels: bytes, gz: bool = False, stem_sep: str = "-"
-) -> None:
+def write_split(folder: Path, split: str, images: bytes, labels: bytes, gz: bool = False, stem_sep: str = "-") -> None:
     prefix = "train" if split == "train" else "t10k"
     ext = ".gz" if gz else ""
     for kind, dims, data in (("images", "idx3", images), ("labels", "idx1", labels)):

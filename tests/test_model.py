@@ -21,12 +21,14 @@ def images(model: VAE) -> torch.Tensor:
     return torch.rand(BATCH, 1, *model.config.image_shape)
 
 
+@torch.no_grad()
 def test_encode_shapes(model):
     mu, logvar = model.encode(images(model))
     assert mu.shape == logvar.shape == (BATCH, 4)
     assert LOGVAR_RANGE[0] <= float(logvar.min()) and float(logvar.max()) <= LOGVAR_RANGE[1]
 
 
+@torch.no_grad()
 def test_decode_shape_and_range(model):
     out = model.decode(torch.randn(BATCH, 4) * 10)  # far from the prior still gives valid pixels
     assert out.shape == (BATCH, 1, *model.config.image_shape)
@@ -34,6 +36,7 @@ def test_decode_shape_and_range(model):
     assert model.decode_logits(torch.zeros(BATCH, 4)).shape == out.shape
 
 
+@torch.no_grad()
 def test_forward_shapes(model):
     recon, mu, logvar = model(images(model))
     assert recon.shape == (BATCH, 1, *model.config.image_shape)

@@ -22,6 +22,7 @@ __all__ = [
     "MAX_CHECKPOINT_BYTES",
     "checkpoint_bytes",
     "save_checkpoint",
+    "check_writable",
     "load_checkpoint",
     "parse_metadata",
 ]
@@ -45,25 +46,48 @@ def checkpoint_bytes(model: VAE, meta: dict | None = None) -> bytes:
     meta = dict(meta or {})
     _check_meta(meta)
     header = {"format": FORMAT, "config": json.dumps(model.config.to_dict()), "meta": json.dumps(meta)}
-    return st_save(tensors, metadata=header)
+    return _canonical(st_save(tensors, metadata=header))
+
+
+def _canonical(data: bytes) -> bytes:
+    """Rewrite the header with sorted keys: safetensors writes metadata in hash-map order, so the
+    same model would otherwise give different bytes (and a spurious diff in git) on every save."""
+    (n,) = struct.unpack("<Q", data[:8])
+    header = json.dumps(json.loads(data[8 : 8 + n]), sort_keys=True, separators=(",", ":")).encode()
+    header += b" " * (-len(header) % 8)  # safetensors pads the header to 8-byte alignment with spaces
+    return struct.pack("<Q", len(header)) + header + data[8 + n :]
 
 
 def save_checkpoint(path: str | os.PathLike, model: VAE, meta: dict | None = None) -> None:
     """Write atomically: a temp file in the same folder, flushed, then renamed over `path`."""
     data = checkpoint_bytes(model, meta)
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    tmp = None
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
         os.chmod(tmp, 0o644)  # mkstemp makes 0600; a checkpoint is an ordinary readable file
         with os.fdopen(fd, "wb") as f:
             f.write(data)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
+    except OSError as exc:
+        raise CheckpointError(f"cannot write {path}: {exc.strerror or exc}; choose another folder") from exc
     finally:
-        if os.path.exists(tmp):
+        if tmp and os.path.exists(tmp):
             os.unlink(tmp)
+
+
+def check_writable(path: str | os.PathLike) -> None:
+    """Fail early (before a long training run) if `path` cannot be written."""
+    folder = Path(path).parent
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=folder):
+            pass
+    except OSError as exc:
+        raise CheckpointError(f"cannot write to {folder}: {exc.strerror or exc}; choose another --out") from exc
 
 
 def load_checkpoint(source: str | os.PathLike | bytes) -> tuple[VAE, dict]:
@@ -105,18 +129,21 @@ def _parse_header(data: bytes) -> dict:
     not_st = "not a safetensors checkpoint"
     if len(data) < 10:
         raise CheckpointError(f"the file is {len(data)} bytes long: {not_st}")
-    if data[:2] in (b"\x80\x02", b"\x80\x03", b"\x80\x04", b"\x80\x05") or data[:2] == b"PK":
-        raise CheckpointError(f"{not_st}: it looks like a pickle / torch.save file, which is never loaded here")
     (n,) = struct.unpack("<Q", data[:8])
-    if n > min(MAX_HEADER_BYTES, len(data) - 8):
+    header = None
+    if n <= min(MAX_HEADER_BYTES, len(data) - 8):
+        try:
+            header = json.loads(data[8 : 8 + n])
+        except (UnicodeDecodeError, ValueError, RecursionError):  # JSONDecodeError is a ValueError
+            header = None
+    if isinstance(header, dict):
+        return header
+    # Only now look for other formats: a real header length can start with the same bytes.
+    if data[:1] == b"\x80" or data[:2] == b"PK":
+        raise CheckpointError(f"{not_st}: it looks like a pickle / torch.save file, which is never loaded here")
+    if n > len(data) - 8:
         raise CheckpointError(f"{not_st}: its header claims {n} bytes but the file has {len(data) - 8}")
-    try:
-        header = json.loads(data[8 : 8 + n])
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise CheckpointError(f"{not_st}: its header is not JSON") from exc
-    if not isinstance(header, dict):
-        raise CheckpointError(f"{not_st}: its header is not a JSON object")
-    return header
+    raise CheckpointError(f"{not_st}: its header is not a JSON object of at most {MAX_HEADER_BYTES} bytes")
 
 
 def parse_metadata(metadata: object) -> tuple[VAEConfig, dict]:
@@ -146,7 +173,7 @@ def _json_field(metadata: dict, key: str) -> object:
         raise CheckpointError(f"the checkpoint metadata lacks {key!r}")
     try:
         return json.loads(raw)
-    except (json.JSONDecodeError, RecursionError) as exc:
+    except (ValueError, RecursionError) as exc:  # JSONDecodeError, and ints of over 4300 digits
         raise CheckpointError(f"checkpoint metadata {key!r} is not valid JSON") from exc
 
 

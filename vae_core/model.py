@@ -17,6 +17,7 @@ MAX_LATENT_DIM = 512
 MAX_HIDDEN = 4096
 MAX_HIDDEN_LAYERS = 4
 MAX_IMAGE_SIDE = 128
+MAX_BETA = 1000.0
 LOGVAR_RANGE = (-12.0, 8.0)  # sigma in [0.0025, 55]: keeps exp(logvar) finite at any learning rate
 
 
@@ -31,20 +32,25 @@ class VAEConfig:
     kind: str = "vae"  # "vae" or "ae"
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "image_shape", tuple(int(v) for v in self.image_shape))
-        object.__setattr__(self, "hidden_sizes", tuple(int(v) for v in self.hidden_sizes))
-        _check_range("latent_dim", self.latent_dim, 1, MAX_LATENT_DIM)
+        # Checked before any conversion: configs also arrive from untrusted checkpoint metadata.
+        if not isinstance(self.image_shape, (tuple, list)) or len(self.image_shape) != 2:
+            raise ConfigError(f"image_shape must be (H, W), not {self.image_shape!r}")
+        if not isinstance(self.hidden_sizes, (tuple, list)):
+            raise ConfigError(f"hidden_sizes must be a list of whole numbers, not {self.hidden_sizes!r}")
+        for side in self.image_shape:
+            _check_range("image side", side, 2, MAX_IMAGE_SIDE)
         _check_range("hidden layers", len(self.hidden_sizes), 1, MAX_HIDDEN_LAYERS)
         for h in self.hidden_sizes:
             _check_range("hidden size", h, 1, MAX_HIDDEN)
-        if len(self.image_shape) != 2:
-            raise ConfigError(f"image_shape must be (H, W), not {self.image_shape}")
-        for side in self.image_shape:
-            _check_range("image side", side, 2, MAX_IMAGE_SIDE)
-        if not (0.0 <= float(self.beta) <= 1000.0):
-            raise ConfigError(f"beta must be between 0 and 1000, not {self.beta}")
+        _check_range("latent_dim", self.latent_dim, 1, MAX_LATENT_DIM)
+        beta = self.beta
+        if isinstance(beta, bool) or not isinstance(beta, (int, float)) or not 0.0 <= beta <= MAX_BETA:
+            raise ConfigError(f"beta must be a number from 0 to {MAX_BETA}, not {beta!r}")
         if self.kind not in MODEL_KINDS:
             raise ConfigError(f"kind must be one of {MODEL_KINDS}, not {self.kind!r}")
+        object.__setattr__(self, "image_shape", tuple(self.image_shape))
+        object.__setattr__(self, "hidden_sizes", tuple(self.hidden_sizes))
+        object.__setattr__(self, "beta", float(beta))
 
     @property
     def n_pixels(self) -> int:

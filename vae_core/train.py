@@ -122,7 +122,7 @@ def train(
     model.to(device).train()
     x_train = train_set.as_float().to(device)
     x_test = test_set.as_float().to(device) if test_set is not None else None
-    optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
+    optimizer = _adam(model, config)
     steps = math.ceil(len(x_train) / config.batch_size)
     schedule = _schedule(optimizer, config, steps)
     history: list[dict] = []
@@ -145,45 +145,56 @@ def train(
     return history
 
 
+def _adam(model: VAE, config: TrainConfig) -> torch.optim.Adam:
+    """Adam; the fused kernel where the device has one (a whole update in one pass: ~10% per epoch)."""
+    fused = torch.device(config.device).type in ("cpu", "cuda")
+    return torch.optim.Adam(model.parameters(), lr=config.lr, fused=fused or None)
+
+
 def _schedule(optimizer, config: TrainConfig, steps: int):
     if config.lr_schedule == "cosine":
         return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=config.epochs * steps)
     return None
 
 
+def _step(model: VAE, optimizer: torch.optim.Optimizer, x: torch.Tensor) -> torch.Tensor | None:
+    """One update; returns [recon, kl, total] (summed over the batch), or None if it was skipped
+    because the loss or the gradient was not finite (the weights are then left untouched)."""
+    terms = _batch_loss(model, x)
+    optimizer.zero_grad(set_to_none=True)
+    terms.total.backward()
+    grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), float("inf"))  # only measures
+    if not bool(torch.isfinite(terms.total) & torch.isfinite(grad_norm)):
+        return None
+    optimizer.step()
+    return torch.stack([terms.reconstruction, terms.kl, terms.total]).detach()
+
+
 def _run_epoch(model, optimizer, schedule, x_train, config, gen, epoch, steps, start, on_step, should_stop):
-    """One pass; returns (summed [recon, kl, total] over finite steps, stopped)."""
+    """One pass; returns (summed [recon, kl, total] over the steps taken, stopped)."""
     order = torch.randperm(len(x_train), generator=gen).to(x_train.device)
-    sums = torch.zeros(3, dtype=torch.float64)
+    sums = torch.zeros(3, dtype=torch.float64, device=x_train.device)
     bad = 0
     report_every = max(1, steps // 50)  # about 50 progress updates per epoch
     for step in range(1, steps + 1):
         x = x_train[order[(step - 1) * config.batch_size : step * config.batch_size]]
-        terms = _batch_loss(model, x)
-        if not torch.isfinite(terms.total):
-            bad += 1
-            if bad >= MAX_BAD_STEPS:
-                raise TrainingDivergedError(
-                    f"the loss became non-finite {bad} steps in a row (epoch {epoch}); the learning "
-                    f"rate {config.lr:g} is most likely too high: try 1e-3"
-                )
-            optimizer.zero_grad(set_to_none=True)
-            continue
-        bad = 0
-        optimizer.zero_grad(set_to_none=True)
-        terms.total.backward()
-        optimizer.step()
-        if schedule is not None:
-            schedule.step()
-        sums += torch.tensor([terms.reconstruction.item(), terms.kl.item(), terms.total.item()], dtype=torch.float64)
-        if on_step and (step % report_every == 0 or step == steps):
-            info = StepInfo(
-                epoch, step, steps, terms.total.item() / len(x), time.perf_counter() - start, config.epochs * steps
+        terms = _step(model, optimizer, x)
+        bad = bad + 1 if terms is None else 0
+        if bad >= MAX_BAD_STEPS:
+            raise TrainingDivergedError(
+                f"the loss or its gradient became non-finite {bad} steps in a row (epoch {epoch}); "
+                f"the learning rate {config.lr:g} is most likely too high: try 1e-3"
             )
-            on_step(info)
+        if terms is not None:
+            sums += terms
+            if schedule is not None:
+                schedule.step()
+        if on_step and (step % report_every == 0 or step == steps):
+            loss = float("nan") if terms is None else terms[2].item() / len(x)
+            on_step(StepInfo(epoch, step, steps, loss, time.perf_counter() - start, config.epochs * steps))
         if should_stop and should_stop():
-            return sums, True
-    return sums, False
+            return sums.cpu(), True
+    return sums.cpu(), False
 
 
 def _epoch_record(model, epoch: int, sums: torch.Tensor, n: int, x_test, seconds: float) -> dict:
@@ -230,7 +241,7 @@ def main(argv: list[str] | None = None) -> int:
     import json
     import sys
 
-    from .checkpoint import save_checkpoint
+    from .checkpoint import check_writable, save_checkpoint
     from .data import load_dataset
     from .errors import LatentLabError
     from .model import VAEConfig
@@ -240,6 +251,7 @@ def main(argv: list[str] | None = None) -> int:
     if not args.out.endswith(".safetensors"):
         parser.error("--out must end in .safetensors")
     try:
+        check_writable(args.out)
         train_set = load_dataset(args.dataset, "train", args.data_dir)
         test_set = load_dataset(args.dataset, "test", args.data_dir)
         model_cfg = VAEConfig(train_set.image_shape, tuple(args.hidden), args.latent_dim, args.beta, args.kind)
