@@ -36,11 +36,12 @@ def render() -> None:
     _seed_from_url(state.MODEL, ids, state.default_model_id())
     _seed_from_url(state.PROJECTION, list(state.PROJECTION_LABELS), DEFAULT_PROJECTION)
     with st.sidebar:
+        labels = {model_id: state.label_of(model_id) for model_id in ids}  # computed here, in the run
         st.selectbox(
             "Model",
             ids,
             key=state.MODEL,
-            format_func=state.label_of,
+            format_func=labels.__getitem__,
             help="Bundled models, plus any you trained or uploaded in this session (only you see those).",
         )
         st.selectbox(

@@ -1,0 +1,123 @@
+"""Train-or-load page and bad input across pages: clear messages, the current model unchanged."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+from streamlit.testing.v1 import AppTest
+
+from ui.state import ModelEntry
+from vae_core import VAE, VAEConfig, checkpoint_bytes
+from vae_core.precompute import fingerprint
+
+ROOT = Path(__file__).resolve().parent.parent
+APP = str(ROOT / "app.py")
+
+
+def open_page(page: str, state: dict | None = None, query: dict | None = None) -> AppTest:
+    at = AppTest.from_file(APP, default_timeout=180)
+    for key, value in (state or {}).items():
+        at.session_state[key] = value
+    for key, value in (query or {}).items():
+        at.query_params[key] = value
+    at.run()
+    at.switch_page(page)
+    return at.run()
+
+
+def tiny_entry(latent_dim: int, seed: int = 0) -> ModelEntry:
+    torch.manual_seed(seed)
+    model = VAE(VAEConfig(image_shape=(8, 8), hidden_sizes=(16,), latent_dim=latent_dim)).eval()
+    meta = {"dataset": "digits", "class_names": [str(i) for i in range(10)], "history": []}
+    return ModelEntry(f"trained-z{latent_dim}-{seed}", model, meta, "trained", fingerprint(model))
+
+
+def with_user_model(entry: ModelEntry) -> dict:
+    return {"user_models": {entry.id: entry}, "pending_model": entry.id}
+
+
+def test_uploading_a_checkpoint_makes_it_current() -> None:
+    at = open_page("pages/train.py")
+    data = checkpoint_bytes(tiny_entry(3).model, {"dataset": "digits"})
+    at.file_uploader[0].set_value(("mine.safetensors", data, "application/octet-stream")).run()
+    assert not at.exception
+    assert at.selectbox(key="model").value.startswith("uploaded-")
+    assert "Loaded mine.safetensors" in at.success[0].value
+    assert at.metric[1].value == "3"  # the model card shows Z
+
+
+@pytest.mark.parametrize(
+    "data",
+    [b"", b"not a checkpoint at all", b"\x80\x04\x95" + b"\x00" * 64, b"\xff" * 8 + b"{}" * 8],
+    ids=["empty", "text", "pickle", "huge header"],
+)
+def test_a_bad_upload_is_refused_and_the_model_stays(data: bytes) -> None:
+    at = open_page("pages/train.py")
+    before = at.selectbox(key="model").value
+    at.file_uploader[0].set_value(("bad.safetensors", data, "application/octet-stream")).run()
+    assert not at.exception
+    assert "bad.safetensors was not loaded" in at.error[0].value
+    assert "current model is unchanged" in at.error[0].value
+    assert at.selectbox(key="model").value == before
+
+
+def test_training_on_digits_makes_a_new_current_model() -> None:
+    at = open_page("pages/train.py")
+    at.number_input(key="train_epochs").set_value(2)
+    at.number_input(key="train_hidden").set_value(32)
+    at.selectbox(key="train_dataset").set_value("digits")
+    at.button[0].click()  # the form's Train button
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert at.selectbox(key="model").value.startswith("trained-")
+    assert "Trained" in at.success[0].value
+    assert at.metric[0].value == "digits"
+    entry = at.session_state["user_models"][at.selectbox(key="model").value]
+    assert len(entry.meta["history"]) == 2
+
+
+def test_a_data_set_that_cannot_be_had_offline_says_so(tmp_path, monkeypatch) -> None:
+    import torchvision.datasets as tvd
+
+    def offline(*args, **kwargs):
+        raise OSError("no internet")
+
+    monkeypatch.setattr(tvd, "FashionMNIST", offline)
+    at = open_page("pages/train.py")
+    before = at.selectbox(key="model").value
+    at.selectbox(key="train_dataset").set_value("fashion-mnist")
+    at.text_input(key="train_dir").set_value(str(tmp_path))
+    at.button[0].click()
+    at.run()
+    assert not at.exception
+    assert "t10k" in at.error[0].value or "train-images" in at.error[0].value
+    assert at.selectbox(key="model").value == before
+
+
+def test_a_z1_model_gets_a_message_on_the_latent_page_and_other_pages_work() -> None:
+    entry = tiny_entry(1)
+    at = open_page("pages/latent.py", state=with_user_model(entry))
+    assert not at.exception
+    assert any("single latent dimension" in w.value for w in at.warning)
+    for page in ("pages/samples.py", "pages/interpolate.py", "pages/train.py"):
+        at.switch_page(page)
+        at.run()
+        assert not at.exception, (page, [e.value for e in at.exception])
+
+
+def test_a_failing_projection_shows_an_error_and_other_pages_work(monkeypatch) -> None:
+    from vae_core import projection
+
+    def broken(z, **params):
+        raise RuntimeError("the solver blew up")
+
+    monkeypatch.setitem(projection.PROJECTIONS, "pca", broken)
+    at = open_page("pages/latent.py", state={**with_user_model(tiny_entry(3, seed=7)), "points": 200},
+                   query={"projection": "pca"})  # fmt: skip
+    assert not at.exception
+    assert "PCA failed" in at.error[0].value
+    at.switch_page("pages/samples.py")
+    at.run()
+    assert not at.exception and not at.error
