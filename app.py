@@ -2,7 +2,7 @@
 
 import streamlit as st
 
-from ui import shell, sidebar
+from ui import shell, sidebar, warmup
 
 st.set_page_config(page_title="latent-lab: what a VAE learns", page_icon=":material/explore:", layout="wide")
 
@@ -13,6 +13,7 @@ pages = [
     st.Page("pages/samples.py", title="Random samples", icon=":material/casino:", url_path="samples"),
     st.Page("pages/interpolate.py", title="Interpolation", icon=":material/swap_horiz:", url_path="interpolate"),
 ]
+warmup.start_background_warmup()
 with shell.app_run():
     pg = st.navigation(pages)
     sidebar.render()

@@ -21,6 +21,7 @@ MNIST_FILES = (
 
 
 def pytest_configure(config: pytest.Config) -> None:
+    os.environ.setdefault("LATENT_LAB_WARMUP", "0")  # no background UMAP compile competing with tests
     config.addinivalue_line("markers", "slow: takes more than a few seconds (training, subprocesses, UMAP)")
 
 

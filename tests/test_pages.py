@@ -121,3 +121,19 @@ def test_non_default_parameters_are_fitted_live(method: str, params: dict) -> No
     at = open_page("pages/latent.py", query={"projection": method}, state={"points": 200, **params})
     assert_clean(at)
     assert chart_rows(at) == [200]
+
+
+def test_background_warmup_runs_umap_fit_and_transform(monkeypatch) -> None:
+    """The warm-up thread fits and applies a small UMAP, so numba compiles before a visitor asks."""
+    from ui import warmup
+    from vae_core import projection
+
+    calls = []
+
+    def recorder(z, **params):
+        calls.append(("fit", len(z)))
+        return z[:, :2], lambda new: calls.append(("transform", len(new))) or new[:, :2], {}
+
+    monkeypatch.setitem(projection.PROJECTIONS, "umap", recorder)
+    warmup._warm()
+    assert calls == [("fit", 300), ("transform", 5)]

@@ -1,0 +1,46 @@
+"""Pay UMAP's numba compilation in the background at server start, not when a visitor asks."""
+
+from __future__ import annotations
+
+import os
+import threading
+from pathlib import Path
+
+import streamlit as st
+
+from vae_core.data import default_data_dir
+
+
+def numba_cache_dir() -> Path:
+    """A persistent folder for numba's compiled functions, so later server starts skip compiling."""
+    return Path(os.environ.get("NUMBA_CACHE_DIR") or default_data_dir() / "numba-cache")
+
+
+def configure_numba_cache() -> None:
+    """Must run before umap (and so numba) is first imported in this process."""
+    folder = numba_cache_dir()
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        os.environ.setdefault("NUMBA_CACHE_DIR", str(folder))
+    except OSError:
+        pass  # read-only home: numba falls back to compiling in memory
+
+
+def _warm() -> None:
+    import numpy as np
+
+    from vae_core.projection import fit_projection
+
+    z = np.random.default_rng(0).normal(size=(300, 4)).astype(np.float32)
+    fit_projection(z, "umap", n_neighbors=10).transform(z[:5])  # compiles fit and transform paths
+    import openTSNE  # noqa: F401  (no JIT, but its import is slow too)
+
+
+@st.cache_resource(show_spinner=False)
+def start_background_warmup() -> threading.Thread:
+    """Once per server process: a daemon thread compiles UMAP (and loads openTSNE) while visitors read."""
+    configure_numba_cache()
+    thread = threading.Thread(target=_warm, name="latent-lab-warmup", daemon=True)
+    if os.environ.get("LATENT_LAB_WARMUP", "1") != "0":  # the test suite turns it off to save CPU
+        thread.start()
+    return thread
