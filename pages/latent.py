@@ -6,13 +6,14 @@ require_app()  # before anything is drawn: see ui/shell.py
 
 import streamlit as st
 
-from ui import state, views
+from ui import latent_view, state, teaching, views
 
 st.title("Latent space")
 st.markdown(
     "**What am I looking at?** Each dot is one test digit, placed at the mean μ its encoder "
-    "outputs, coloured by its true class. Hover a dot to see the digit."
+    "outputs, coloured by its true class. Hover a dot to see the digit and its reconstruction."
 )
+teaching.expander()
 
 entry = state.current()
 method = st.session_state.get(state.PROJECTION, "raw")
@@ -21,30 +22,28 @@ left, right = st.columns([3, 1.2])
 with right:
     n = views.points_control()
     params = views.projection_params(method, z_dim)
+    layers = latent_view.controls(z_dim, method)
 with left:
     proj = views.fitted_projection(entry, method, n, params)
     if proj is not None:
-        st.altair_chart(views.scatter_chart(entry, proj, n, method, params), width="stretch")
-        st.caption(f"{n} test digits · {entry.label} · {state.PROJECTION_LABELS[method]}")
+        chart, frame = latent_view.chart(entry, proj, n, method, params, layers)
+        st.altair_chart(chart, width="content" if layers.manifold else "stretch")
+        st.caption(f"{latent_view.describe(layers, method)} {n} test digits · {entry.label} · "
+                   f"{state.PROJECTION_LABELS[method]}")  # fmt: skip
+        csv = frame.drop(columns=["image", "sigma"], errors="ignore").to_csv(index=False)
+        st.download_button("Download these coordinates (CSV)", csv, f"latent-{method}.csv", "text/csv")
 with right:
     st.markdown("#### What a point is")
     st.markdown(
         "The encoder gives each image a Gaussian: a mean **μ** and a spread **σ**, Z numbers each. "
-        "A dot is **μ only**: σ is how unsure the encoder is, not a place."
+        "A dot is **μ only**: σ is how unsure the encoder is, not a place. Switch to *one sampled z* "
+        "to see the cloud the decoder actually trains on."
     )
     st.markdown("#### From Z dimensions to two")
-    how = {
-        "raw": f"Raw: the two chosen coordinates of μ, unchanged. With Z = {z_dim}, "
-        + ("that is all of it." if z_dim == 2 else f"the other {z_dim - 2} are not shown."),
-        "pca": "PCA: the two directions of largest variance; a rotation and a flattening. Distances "
-        "shrink but straight lines stay straight.",
-        "tsne": "t-SNE: keeps each point's nearest neighbours; cluster sizes and the distances between "
-        "clusters mean little.",
-        "umap": "UMAP: keeps neighbourhoods and some of the global layout; still, distances are not to scale.",
-    }
-    st.markdown(how[method])
+    st.markdown(teaching.projection_text(method, z_dim))
     st.markdown("#### What the clusters mean")
     st.markdown(
         "Digits that look alike get nearby μ, without any label in training: the classes "
-        "separate because similar images need similar codes to be rebuilt well."
+        "separate because similar images need similar codes to be rebuilt well. Random z "
+        "(black crosses) that land between clusters decode to in-between shapes."
     )

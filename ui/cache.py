@@ -62,12 +62,26 @@ def projection(fingerprint: str, _entry: ModelEntry, method: str, n: int, params
 
 
 @st.cache_data(ttl=CACHE_TTL_S, max_entries=MAX_ENTRIES, show_spinner=False)
-def thumbnails(dataset: str, n: int) -> list[str]:
-    """Data-URL thumbnails of the subset's test images, for tooltips."""
+def thumbnails(fingerprint: str, _entry: ModelEntry, n: int) -> list[str]:
+    """Tooltip images for the subset: each test digit beside its reconstruction from μ."""
     from vae_core.images import thumbnail_urls
 
-    data = test_set(dataset)
-    return thumbnail_urls(data.images[subset_indices(len(data), n)])
+    data = test_set(_entry.dataset)
+    idx = subset_indices(len(data), n)
+    mu, _ = latents(fingerprint, _entry)
+    recon = decode(_entry.model, torch.from_numpy(mu[idx]))[:, 0]
+    original = data.images[idx].float() / 255.0
+    gap = torch.ones(len(idx), original.shape[1], 2)  # a white bar between the two (after inversion)
+    return thumbnail_urls(torch.cat([original, 1 - gap, recon], dim=2), invert=True)
+
+
+@st.cache_resource(ttl=CACHE_TTL_S, max_entries=MAX_ENTRIES, show_spinner=False)
+def joint_tsne(fingerprint: str, _entry: ModelEntry, n: int, params: tuple, _extra: np.ndarray, extra_key: str):
+    """t-SNE has no map for new points, so the extra codes are embedded together with the data."""
+    mu, _ = latents(fingerprint, _entry)
+    data = mu[subset_indices(len(mu), n)]
+    emb = fit_projection(np.concatenate([data, _extra]), "tsne", **dict(params)).embedding
+    return emb[: len(data)], emb[len(data) :]
 
 
 def decode_np(entry: ModelEntry, z: np.ndarray) -> torch.Tensor:

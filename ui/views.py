@@ -63,13 +63,21 @@ def axis_titles(method: str, params: dict) -> tuple[str, str]:
     return AXIS_TITLES[method]
 
 
-def scatter_chart(entry: state.ModelEntry, proj: Projection, n: int, method: str, params: dict):
-    """The scatter of μ with class colours and digit thumbnails in the tooltip."""
+def scatter_frame_for(entry: state.ModelEntry, coords: np.ndarray, n: int, sigma: np.ndarray | None = None):
+    """One row per plotted test digit: position, class, test index, tooltip image (digit | reconstruction)."""
     data = cache.test_set(entry.dataset)
     idx = cache.subset_indices(len(data), n)
     frame = scatter_frame(
-        proj.embedding, data.labels[idx].numpy(), entry.class_names, idx, cache.thumbnails(entry.dataset, n)
+        coords, data.labels[idx].numpy(), entry.class_names, idx, cache.thumbnails(entry.fingerprint, entry, n)
     )
+    if sigma is not None:
+        frame["sigma"] = sigma
+    return frame
+
+
+def scatter_chart(entry: state.ModelEntry, proj: Projection, n: int, method: str, params: dict):
+    """The scatter of μ with class colours and digit thumbnails in the tooltip."""
+    frame = scatter_frame_for(entry, proj.embedding, n)
     return latent_scatter(frame, *axis_titles(method, params), entry.class_names)
 
 

@@ -6,7 +6,16 @@ import altair as alt
 import numpy as np
 import pandas as pd
 
-__all__ = ["latent_scatter", "path_layer", "loss_chart", "scatter_frame"]
+__all__ = [
+    "latent_scatter",
+    "path_layer",
+    "loss_chart",
+    "scatter_frame",
+    "ellipse_layer",
+    "prior_layer",
+    "image_layer",
+    "step_chart",
+]
 
 POINT_SIZE = 18  # marker area in px^2: small enough for a few thousand points
 PALETTE = "tableau10"  # ten distinguishable class colours
@@ -34,22 +43,90 @@ def scatter_frame(
 
 
 def latent_scatter(
-    frame: pd.DataFrame, x_title: str, y_title: str, class_names: list[str], height: int = 520
+    frame: pd.DataFrame,
+    x_title: str,
+    y_title: str,
+    class_names: list[str],
+    height: int = 520,
+    domain: tuple[float, float] | None = None,
 ) -> alt.Chart:
-    """Points coloured by class, a legend of class names, and the digit itself in the tooltip."""
-    tooltip = ["class:N", "index:Q"] + (["image:N"] if "image" in frame else [])
+    """Points coloured by class, a legend of class names, and the digit itself in the tooltip.
+
+    With a "sigma" column, more uncertain points are drawn fainter (mean sigma over the dimensions).
+    """
+    tooltip = (
+        ["class:N", "index:Q"] + (["sigma:Q"] if "sigma" in frame else []) + (["image:N"] if "image" in frame else [])
+    )
+    opacity = (
+        alt.Opacity("sigma:Q", scale=alt.Scale(range=[0.95, 0.15]), legend=alt.Legend(title="mean σ"))
+        if "sigma" in frame
+        else alt.value(0.75)
+    )
     return (
         alt.Chart(frame, height=height)
-        .mark_circle(size=POINT_SIZE, opacity=0.75)
+        .mark_circle(size=POINT_SIZE)
         .encode(
-            x=alt.X("x:Q", title=x_title, scale=alt.Scale(zero=False)),
-            y=alt.Y("y:Q", title=y_title, scale=alt.Scale(zero=False)),
+            x=alt.X("x:Q", title=x_title, scale=_scale(domain)),
+            y=alt.Y("y:Q", title=y_title, scale=_scale(domain)),
             color=alt.Color(
                 "class:N", sort=class_names, scale=alt.Scale(scheme=PALETTE), legend=alt.Legend(title="class")
             ),
+            opacity=opacity,
             tooltip=tooltip,
         )
         .interactive()
+    )
+
+
+def _scale(domain: tuple[float, float] | None) -> alt.Scale:
+    return alt.Scale(zero=False) if domain is None else alt.Scale(domain=list(domain), nice=False)
+
+
+def ellipse_layer(outlines: np.ndarray, classes: list[str], class_names: list[str], vertices: int) -> alt.Chart:
+    """1-sigma outlines, one closed line per point, in the point's class colour."""
+    n = len(outlines) // vertices
+    frame = pd.DataFrame({
+        "x": outlines[:, 0], "y": outlines[:, 1],
+        "point": np.repeat(np.arange(n), vertices), "order": np.tile(np.arange(vertices), n),
+        "class": np.repeat(classes, vertices),
+    })  # fmt: skip
+    return (
+        alt.Chart(frame)
+        .mark_line(strokeWidth=1, opacity=0.7)
+        .encode(x="x:Q", y="y:Q", detail="point:N", order="order:Q",
+                color=alt.Color("class:N", sort=class_names, scale=alt.Scale(scheme=PALETTE), legend=None))
+    )  # fmt: skip
+
+
+def prior_layer(coords: np.ndarray, images: list[str]) -> alt.Chart:
+    """Random z ~ N(0, I) as black crosses; the decoded image on hover."""
+    frame = pd.DataFrame({"x": coords[:, 0], "y": coords[:, 1], "sample": np.arange(len(coords)), "image": images})
+    return (
+        alt.Chart(frame)
+        .mark_point(shape="cross", color="black", filled=True, size=70, opacity=0.9)
+        .encode(x="x:Q", y="y:Q", tooltip=["sample:Q", "image:N"])
+    )
+
+
+def image_layer(coords: np.ndarray, images: list[str], size_px: int) -> alt.Chart:
+    """Images drawn at data coordinates (the decoded manifold under the scatter)."""
+    frame = pd.DataFrame({"x": coords[:, 0], "y": coords[:, 1], "url": images})
+    return (
+        alt.Chart(frame).mark_image(width=size_px, height=size_px, opacity=0.55).encode(x="x:Q", y="y:Q", url="url:N")
+    )
+
+
+def step_chart(frame: pd.DataFrame, value: str, title: str, height: int = 180) -> alt.Chart:
+    """A small line chart over interpolation steps, one line per path (linear, slerp)."""
+    return (
+        alt.Chart(frame, height=height)
+        .mark_line(point=True)
+        .encode(
+            x=alt.X("step:Q", axis=alt.Axis(tickMinStep=1)),
+            y=alt.Y(f"{value}:Q", title=title, scale=alt.Scale(zero=False)),
+            color=alt.Color("path:N", title="path"),
+            tooltip=["path:N", "step:Q", alt.Tooltip(f"{value}:Q", format=".2f")],
+        )
     )
 
 
