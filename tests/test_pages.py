@@ -103,8 +103,24 @@ def test_random_page_shows_grid_and_manifold_for_z2() -> None:
 def test_interpolation_page_shows_strip_and_path() -> None:
     at = open_page("pages/interpolate.py", state={"interp_points": 200, "steps": 5})
     assert_clean(at)
-    assert len(at.get("image")) == 1
-    assert chart_rows(at) == [200]
+    assert len(at.get("image")) == 2  # the linear and the slerp strip
+    assert chart_rows(at)[-1] == 200  # the scatter under the path
+    assert at.query_params["steps"] == "5" and at.query_params["mode"] == "linear"
+
+
+def test_an_interpolation_link_reopens_the_same_digits() -> None:
+    at = open_page("pages/interpolate.py", query={"a": "3", "b": "10", "steps": "12", "mode": "slerp"},
+                   state={"interp_points": 200})  # fmt: skip
+    assert_clean(at)
+    assert at.number_input(key="idx_A").value == 3 and at.number_input(key="idx_B").value == 10
+    assert at.slider(key="steps").value == 12 and at.radio(key="mode").value == "slerp"
+
+
+def test_a_bad_value_in_a_link_is_ignored() -> None:
+    at = open_page("pages/interpolate.py", query={"a": "x", "b": "99999999", "steps": "500"},
+                   state={"interp_points": 200})  # fmt: skip
+    assert_clean(at)
+    assert at.slider(key="steps").value == 10
 
 
 def test_identical_digits_give_a_clear_message() -> None:

@@ -10,7 +10,7 @@ import torch
 from PIL import Image
 from torchvision.utils import make_grid
 
-__all__ = ["to_pil_grid", "to_png_bytes", "thumbnail_urls", "upscale"]
+__all__ = ["to_pil_grid", "to_png_bytes", "to_gif_bytes", "thumbnail_urls", "upscale"]
 
 GRID_PADDING = 2  # pixels between tiles
 
@@ -47,3 +47,12 @@ def _data_url(array: np.ndarray) -> str:
     buf = io.BytesIO()
     Image.fromarray(array, mode="L").save(buf, format="PNG")
     return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
+
+
+def to_gif_bytes(frames: torch.Tensor, scale: int = 4, frame_ms: int = 120) -> bytes:
+    """(N, 1, H, W) in [0, 1] -> an animated GIF that plays the frames forth and back, looping."""
+    tiles = [upscale(to_pil_grid(f[None], nrow=1, pad_value=0.0), scale) for f in frames]
+    sequence = tiles + tiles[-2:0:-1]  # forth and back: the loop has no jump
+    buf = io.BytesIO()
+    sequence[0].save(buf, format="GIF", save_all=True, append_images=sequence[1:], duration=frame_ms, loop=0)
+    return buf.getvalue()
