@@ -38,8 +38,9 @@ c1, c2, c3 = st.columns(3)
 i0 = interp_view.pick(c1, "A", data, names, 1)
 i1 = interp_view.pick(c2, "B", data, names, 7 % len(names))
 steps = c3.slider("Steps", 3, 30, 10, key="steps")
-mode = c3.radio("Path on the map", INTERPOLATION_MODES, horizontal=True, key="mode",
-                format_func=interp_view.MODE_LABELS.get)  # fmt: skip
+mode = c3.radio(
+    "Path on the map", INTERPOLATION_MODES, horizontal=True, key="mode", format_func=interp_view.MODE_LABELS.get
+)
 urlstate.publish({"a": i0, "b": i1, "steps": steps, "mode": mode})
 urlstate.link_box()
 
@@ -55,18 +56,24 @@ a_name, b_name = names[int(data.labels[i0])], names[int(data.labels[i1])]
 for m in INTERPOLATION_MODES:
     strip = interp_view.strip(data, entry, mu, i0, i1, paths.images[m])
     img = to_pil_grid(strip, nrow=len(strip), scale=scale)
-    st.image(img, caption=f"{interp_view.MODE_LABELS[m]}: original #{i0} ({a_name}) · reconstruction · {steps} steps "
-             f"· reconstruction · original #{i1} ({b_name})")  # fmt: skip
+    st.image(
+        img,
+        caption=f"{interp_view.MODE_LABELS[m]}: original #{i0} ({a_name}) · reconstruction · {steps} steps "
+        f"· reconstruction · original #{i1} ({b_name})",
+    )
     d1, d2, _ = st.columns([1, 1, 3])
     d1.download_button(f"{m} strip (PNG)", to_png_bytes(img), f"interpolation-{m}.png", "image/png", key=f"png_{m}")
-    d2.download_button(f"{m} (animated GIF)", to_gif_bytes(paths.images[m]), f"interpolation-{m}.gif", "image/gif",
-                       key=f"gif_{m}")  # fmt: skip
+    d2.download_button(
+        f"{m} (animated GIF)", to_gif_bytes(paths.images[m]), f"interpolation-{m}.gif", "image/gif", key=f"gif_{m}"
+    )
 
 g1, g2 = st.columns(2)
 g1.altair_chart(step_chart(paths.table, "norm", "|z| along the path"), width="stretch")
 g2.altair_chart(step_chart(paths.table, "nearest", "distance to nearest test μ"), width="stretch")
-st.caption(f"Typical draws from N(0, I) have |z| ≈ √Z = {np.sqrt(mu.shape[1]):.1f}. A bump on the right means "
-           "the path leaves the region where test digits' codes lie.")  # fmt: skip
+st.caption(
+    f"Typical draws from N(0, I) have |z| ≈ √Z = {np.sqrt(mu.shape[1]):.1f}. A bump on the right means "
+    "the path leaves the region where test digits' codes lie."
+)
 
 method = st.session_state.get(state.PROJECTION, "raw")
 left, right = st.columns([3, 1.2])

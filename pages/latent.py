@@ -28,8 +28,10 @@ with left:
     if proj is not None:
         chart, frame = latent_view.chart(entry, proj, n, method, params, layers)
         st.altair_chart(chart, width="content" if layers.manifold else "stretch")
-        st.caption(f"{latent_view.describe(layers, method)} {n} test digits · {entry.label} · "
-                   f"{state.PROJECTION_LABELS[method]}")  # fmt: skip
+        st.caption(
+            f"{latent_view.describe(layers, method)} {n} test digits · {entry.label} · "
+            f"{state.PROJECTION_LABELS[method]}"
+        )
         csv = frame.drop(columns=["image", "sigma"], errors="ignore").to_csv(index=False)
         st.download_button("Download these coordinates (CSV)", csv, f"latent-{method}.csv", "text/csv")
 with right:

@@ -7,8 +7,9 @@ require_app()  # before anything is drawn: see ui/shell.py
 import math
 
 import streamlit as st
+import torch
 
-from ui import cache, state
+from ui import cache, state, teaching, urlstate
 from vae_core.images import to_pil_grid, to_png_bytes
 from vae_core.latents import latent_grid, sample_prior
 
@@ -20,11 +21,22 @@ st.markdown(
     "No image went in: the encoder, and with it μ and σ, is bypassed entirely."
 )
 
+teaching.expander()
+
 entry = state.current()
 cfg = entry.model.config
 c1, c2, c3 = st.columns(3)
-n = c1.select_slider("How many", SAMPLE_CHOICES, 64, key="n_samples")
-seed = c2.number_input("Seed", 0, 2**31 - 1, 0, key="sample_seed", help="Same seed, same images.")
+url = urlstate.restore({"n": int, "seed": int, "t": float})
+if url.get("n") in SAMPLE_CHOICES:
+    st.session_state["n_samples"] = url["n"]
+if 0 <= url.get("seed", -1) < 2**31:
+    st.session_state["sample_seed"] = url["seed"]
+if 0.0 <= url.get("t", -1.0) <= 2.0:
+    st.session_state["temperature"] = round(url["t"], 1)
+n = c1.select_slider("How many", SAMPLE_CHOICES, 64, key="n_samples", persist_state="session")
+seed = c2.number_input(
+    "Seed", 0, 2**31 - 1, 0, key="sample_seed", help="Same seed, same images.", persist_state="session"
+)
 temperature = c3.slider(
     "Temperature (scale of z)",
     0.0,
@@ -32,8 +44,11 @@ temperature = c3.slider(
     1.0,
     0.1,
     key="temperature",
+    persist_state="session",
     help="z = temperature x N(0, I): below 1 stays near the centre, above 1 reaches the edges.",
 )
+urlstate.publish({"n": n, "seed": seed, "t": temperature})
+urlstate.link_box()
 
 z = sample_prior(n, cfg.latent_dim, int(seed), temperature)
 images = cache.decode_np(entry, z.numpy())
@@ -42,6 +57,18 @@ grid = to_pil_grid(images, nrow=int(math.sqrt(n)), scale=scale)
 left, right = st.columns([2, 1])
 left.image(grid, caption=f"{n} decoded draws of z ~ N(0, {temperature:g}² I), seed {seed}, {entry.label}")
 left.download_button("Download grid (PNG)", to_png_bytes(grid), "samples.png", "image/png")
+if left.toggle("Beside each sample, its nearest training image (pixel distance)", key="nearest"):
+    with st.spinner("Searching the training set…"):
+        neighbours, source = cache.nearest_training_images(entry.dataset, images)
+    pairs = torch.stack([images, neighbours], dim=1).flatten(0, 1)  # sample, neighbour, sample, ...
+    side = int(math.sqrt(n))
+    paired = to_pil_grid(pairs, nrow=2 * side, scale=scale)
+    left.image(
+        paired,
+        caption=f"Pairs: generated sample, then the closest image in the {source}. Close copies "
+        "would mean memorising; different strokes mean the model generates.",
+    )
+    left.download_button("Download pairs (PNG)", to_png_bytes(paired), "samples-nearest.png", "image/png")
 with right:
     st.markdown("#### Why do random points look like digits?")
     st.markdown(

@@ -11,7 +11,14 @@ from streamlit.testing.v1 import AppTest
 
 ROOT = Path(__file__).resolve().parent.parent
 APP = str(ROOT / "app.py")
-PAGES = ["pages/home.py", "pages/train.py", "pages/latent.py", "pages/samples.py", "pages/interpolate.py"]
+PAGES = [
+    "pages/home.py",
+    "pages/train.py",
+    "pages/latent.py",
+    "pages/samples.py",
+    "pages/interpolate.py",
+    "pages/dimensions.py",
+]
 TIMEOUT = 180  # t-SNE / UMAP first calls pay for imports and numba compilation
 
 
@@ -153,3 +160,19 @@ def test_background_warmup_runs_umap_fit_and_transform(monkeypatch) -> None:
     monkeypatch.setitem(projection.PROJECTIONS, "umap", recorder)
     warmup._warm()
     assert calls == [("fit", 300), ("transform", 5)]
+
+
+def test_random_page_pairs_each_sample_with_its_nearest_training_image() -> None:
+    at = open_page("pages/samples.py", state={"n_samples": 16, "nearest": True})
+    assert_clean(at)
+    assert len(at.get("image")) == 3  # samples, sample/neighbour pairs, manifold
+    assert at.query_params["n"] == "16"
+
+
+def test_dimensions_page_reports_active_dimensions_and_keeps_its_link() -> None:
+    at = open_page("pages/dimensions.py", query={"model": "mnist-vae-z20", "digit": "5", "steps": "7"})
+    assert_clean(at)
+    summary = next(c.value for c in at.caption if "dimensions are active" in c.value)
+    assert " of 20 dimensions are active" in summary
+    assert at.number_input(key="trav_digit").value == 5 and at.slider(key="trav_steps").value == 7
+    assert len(at.get("image")) == 1

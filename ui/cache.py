@@ -6,7 +6,8 @@ import numpy as np
 import streamlit as st
 import torch
 
-from vae_core import Dataset, load_dataset
+from vae_core import Dataset, LatentLabError, load_dataset
+from vae_core.analysis import nearest_rows
 from vae_core.bundled import bundled_model_paths
 from vae_core.latents import decode, encode_dataset
 from vae_core.precompute import PRECOMPUTED_METHODS, load_precomputed
@@ -82,6 +83,24 @@ def joint_tsne(fingerprint: str, _entry: ModelEntry, n: int, params: tuple, _ext
     data = mu[subset_indices(len(mu), n)]
     emb = fit_projection(np.concatenate([data, _extra]), "tsne", **dict(params)).embedding
     return emb[: len(data)], emb[len(data) :]
+
+
+@st.cache_resource(show_spinner="Loading the training set…")
+def train_images(dataset: str) -> tuple[torch.Tensor, str]:
+    """(N, H*W) float training images for nearest-neighbour checks, or the test split when the
+    training set cannot be had here (offline without its files), named in the second element."""
+    try:
+        data, source = load_dataset(dataset, "train"), "training set"
+    except LatentLabError:
+        data, source = test_set(dataset), "test split (the training set is not on this machine)"
+    return data.images.flatten(1).float().div_(255.0), source
+
+
+def nearest_training_images(dataset: str, images: torch.Tensor) -> tuple[torch.Tensor, str]:
+    """For each image (N, 1, H, W), the closest training image in pixel space, same shape."""
+    reference, source = train_images(dataset)
+    idx, _ = nearest_rows(images.flatten(1).numpy(), reference.numpy())
+    return reference[idx].view_as(images), source
 
 
 def decode_np(entry: ModelEntry, z: np.ndarray) -> torch.Tensor:

@@ -34,8 +34,13 @@ class Layers:
 def controls(latent_dim: int, method: str) -> Layers:
     sampled = st.radio("Each image is drawn at", ["its mean μ", "one sampled z ~ N(μ, σ²)"], key="show") != "its mean μ"
     sigma = st.toggle("Show σ (the encoder's uncertainty)", key="sigma")
-    prior = st.select_slider("Overlay random z ~ N(0, I)", PRIOR_CHOICES, 0, key="prior_n",
-                             help="The same draws as the Random samples page (its seed and temperature).")  # fmt: skip
+    prior = st.select_slider(
+        "Overlay random z ~ N(0, I)",
+        PRIOR_CHOICES,
+        0,
+        key="prior_n",
+        help="The same draws as the Random samples page (its seed and temperature).",
+    )
     manifold = latent_dim == 2 and method == "raw" and st.toggle("Decoded images underneath", key="manifold")
     return Layers(sampled, sigma, prior, manifold)
 
@@ -44,8 +49,11 @@ def describe(layers: Layers, method: str) -> str:
     what = "one random draw z = μ + σ·ε per image" if layers.sampled else "each image's mean μ"
     parts = [f"On screen: {what}."]
     if layers.sigma:
-        parts.append(f"Outlines are 1σ ellipses (first {MAX_ELLIPSES} points)." if method == "raw"
-                     else "Fainter points have larger σ.")  # fmt: skip
+        parts.append(
+            f"Outlines are 1σ ellipses (first {MAX_ELLIPSES} points)."
+            if method == "raw"
+            else "Fainter points have larger σ."
+        )
     if layers.manifold:
         parts.append("Underneath: the decoder's image for a regular grid of z over the view.")
     if layers.prior:

@@ -20,8 +20,11 @@ def projection_text(method: str, latent_dim: int) -> str:
     text = PROJECTION_TEXT[method]
     if method == "raw":
         hidden = latent_dim - 2
-        text += " With Z = 2 that is the whole latent space." if hidden <= 0 else (
-            f" With Z = {latent_dim}, the other {hidden} dimensions are not shown.")  # fmt: skip
+        text += (
+            " With Z = 2 that is the whole latent space."
+            if hidden <= 0
+            else (f" With Z = {latent_dim}, the other {hidden} dimensions are not shown.")
+        )
     return text
 
 
