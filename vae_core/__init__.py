@@ -7,6 +7,7 @@ import importlib
 
 from .checkpoint import checkpoint_bytes, load_checkpoint, save_checkpoint
 from .data import DATASET_NAMES, Dataset, load_dataset
+from .digit_image import DigitImageError, load_digit_image, preprocess_steps
 from .errors import (
     CheckpointError,
     ConfigError,
@@ -47,6 +48,9 @@ __all__ = [
     "CheckpointError",
     "ConfigError",
     "TrainingDivergedError",
+    "DigitImageError",
+    "load_digit_image",
+    "preprocess_steps",
 ]
 
 _LAZY = {"TrainConfig", "train", "evaluate"}  # from .train, loaded on first use so that
