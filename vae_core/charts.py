@@ -82,20 +82,26 @@ def _scale(domain: tuple[float, float] | None) -> alt.Scale:
     return alt.Scale(zero=False) if domain is None else alt.Scale(domain=list(domain), nice=False)
 
 
-def ellipse_layer(outlines: np.ndarray, classes: list[str], class_names: list[str], vertices: int) -> alt.Chart:
-    """1-sigma outlines, one closed line per point, in the point's class colour."""
+def ellipse_layer(
+    outlines: np.ndarray, classes: list[str], class_names: list[str], vertices: int, color: str | None = None
+) -> alt.Chart:
+    """1-sigma outlines, one closed line per point, in the point's class colour (or one `color`)."""
     n = len(outlines) // vertices
     frame = pd.DataFrame({
         "x": outlines[:, 0], "y": outlines[:, 1],
         "point": np.repeat(np.arange(n), vertices), "order": np.tile(np.arange(vertices), n),
         "class": np.repeat(classes, vertices),
     })  # fmt: skip
+    stroke = (
+        alt.value(color)
+        if color
+        else alt.Color("class:N", sort=class_names, scale=alt.Scale(scheme=PALETTE), legend=None)
+    )
     return (
         alt.Chart(frame)
-        .mark_line(strokeWidth=1, opacity=0.7)
-        .encode(x="x:Q", y="y:Q", detail="point:N", order="order:Q",
-                color=alt.Color("class:N", sort=class_names, scale=alt.Scale(scheme=PALETTE), legend=None))
-    )  # fmt: skip
+        .mark_line(strokeWidth=2 if color else 1, opacity=0.9 if color else 0.7)
+        .encode(x="x:Q", y="y:Q", detail="point:N", order="order:Q", color=stroke)
+    )
 
 
 def prior_layer(coords: np.ndarray, images: list[str]) -> alt.Chart:

@@ -1,0 +1,50 @@
+"""Your-own-digit page: an uploaded digit is preprocessed, encoded and placed; bad images are refused."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+from PIL import Image, ImageDraw
+from streamlit.testing.v1 import AppTest
+
+APP = str(Path(__file__).resolve().parent.parent / "app.py")
+
+
+def digit_png(background: int = 255, ink: int = 0) -> bytes:
+    img = Image.new("L", (200, 200), background)
+    ImageDraw.Draw(img).line([(100, 30), (100, 170)], fill=ink, width=18)  # a "1"
+    buf = io.BytesIO()
+    img.save(buf, "PNG")
+    return buf.getvalue()
+
+
+def open_digit_page(query: dict | None = None) -> AppTest:
+    at = AppTest.from_file(APP, default_timeout=120)
+    at.session_state["digit_points"] = 200
+    for k, v in (query or {}).items():
+        at.query_params[k] = v
+    at.run()
+    at.switch_page("pages/digit.py")
+    return at.run()
+
+
+def test_an_uploaded_digit_is_shown_step_by_step_and_placed_on_the_map() -> None:
+    at = open_digit_page()
+    assert not at.exception
+    at.file_uploader(key="digit_upload").set_value(("one.png", digit_png(), "image/png")).run()
+    assert not at.exception and not at.error, [e.value for e in at.error]
+    captions = " ".join(c.value for c in at.caption)
+    assert "black cross is your digit's μ, placed exactly" in captions
+    assert len(at.get("vega_lite_chart")) == 1
+    assert len(at.get("image")) >= 7 + 3  # the preprocessing steps, input, reconstruction, neighbours
+
+
+def test_a_hostile_image_gives_a_clear_error_and_the_page_keeps_working() -> None:
+    at = open_digit_page()
+    at.file_uploader(key="digit_upload").set_value(("bad.png", b"%PDF-1.4 not an image", "image/png")).run()
+    assert not at.exception
+    assert "This image was not used" in at.error[0].value
+    at.switch_page("pages/latent.py")
+    at.run()
+    assert not at.exception

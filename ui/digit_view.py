@@ -1,0 +1,64 @@
+"""Your own digit: from bytes (drawn or uploaded) to μ, σ, reconstruction and nearest test digits."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from vae_core.analysis import sigma_ellipses
+from vae_core.charts import ellipse_layer, prior_layer
+from vae_core.digit_image import MNIST_FILL, preprocess_steps
+
+from . import cache, state, views
+
+NEAREST_K = 8  # test digits shown as the drawn digit's neighbours in latent space
+CANVAS_PX = 280  # ten screen pixels per MNIST pixel
+
+
+@dataclass
+class Encoded:
+    image: torch.Tensor  # (1, 1, H, W) the model's input
+    mu: np.ndarray  # (Z,)
+    sigma: np.ndarray  # (Z,)
+    recon: torch.Tensor  # (1, 1, H, W)
+
+
+def fill_for(entry: state.ModelEntry) -> float:
+    """scikit-learn's 8 x 8 digits fill their canvas; MNIST digits sit in a 20 x 20 box of 28 x 28."""
+    return 1.0 if entry.dataset == "digits" else MNIST_FILL
+
+
+def steps_for(entry: state.ModelEntry, data: bytes):
+    return preprocess_steps(data, entry.model.config.image_shape, fill=fill_for(entry))
+
+
+@torch.no_grad()
+def encode(entry: state.ModelEntry, final_step) -> Encoded:
+    array = np.asarray(final_step.image, dtype=np.float32) / 255.0
+    image = torch.from_numpy(array)[None, None]
+    mu, logvar = entry.model.encode(image)
+    return Encoded(image, mu[0].numpy(), torch.exp(0.5 * logvar[0]).numpy(), entry.model.decode(mu))
+
+
+def nearest_test_digits(entry: state.ModelEntry, mu: np.ndarray) -> tuple[torch.Tensor, np.ndarray]:
+    """The test digits whose μ are closest to this one's: images (K, 1, H, W) and test indices."""
+    all_mu, _ = cache.latents(entry.fingerprint, entry)
+    d = np.linalg.norm(all_mu - mu[None, :], axis=1)
+    idx = np.argsort(d)[:NEAREST_K]
+    return cache.test_set(entry.dataset).as_float()[idx], idx
+
+
+def map_chart(entry: state.ModelEntry, method: str, params: dict, n: int, enc: Encoded):
+    """The test digits' scatter with your digit's μ (a cross) and, in the raw view, its 1σ ellipse."""
+    proj = views.fitted_projection(entry, method, n, params)
+    if proj is None:
+        return None, ""
+    point = proj.transform(enc.mu[None, :])
+    chart = views.scatter_chart(entry, proj, n, method, params) + prior_layer(point, [""])
+    if method == "raw":
+        dims = list(params["dims"])
+        outline = sigma_ellipses(point, enc.sigma[None, dims])
+        chart = chart + ellipse_layer(outline, ["yours"], ["yours"], len(outline), color="black")
+    return chart, proj.placement
