@@ -12,6 +12,7 @@ pages = [
     st.Page("pages/latent.py", title="Latent space", icon=":material/scatter_plot:", url_path="latent"),
     st.Page("pages/samples.py", title="Random samples", icon=":material/casino:", url_path="samples"),
     st.Page("pages/interpolate.py", title="Interpolation", icon=":material/swap_horiz:", url_path="interpolate"),
+    st.Page("pages/compare.py", title="VAE vs autoencoder", icon=":material/compare:", url_path="compare"),
     st.Page("pages/digit.py", title="Your own digit", icon=":material/draw:", url_path="digit"),
     st.Page("pages/dimensions.py", title="Latent dimensions", icon=":material/tune:", url_path="dimensions"),
 ]

@@ -18,6 +18,8 @@ PAGES = [
     "pages/samples.py",
     "pages/interpolate.py",
     "pages/dimensions.py",
+    "pages/compare.py",
+    "pages/digit.py",
 ]
 TIMEOUT = 180  # t-SNE / UMAP first calls pay for imports and numba compilation
 
@@ -176,3 +178,10 @@ def test_dimensions_page_reports_active_dimensions_and_keeps_its_link() -> None:
     assert " of 20 dimensions are active" in summary
     assert at.number_input(key="trav_digit").value == 5 and at.slider(key="trav_steps").value == 7
     assert len(at.get("image")) == 1
+
+
+def test_compare_page_shows_both_latent_spaces_and_both_sample_grids() -> None:
+    at = open_page("pages/compare.py")
+    assert_clean(at)
+    assert chart_rows(at) == [2000, 2000]
+    assert len(at.get("image")) == 2
