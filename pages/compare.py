@@ -41,17 +41,28 @@ for col, (name, model_id) in zip(columns, PAIR.items(), strict=True):
             chart = views.scatter_chart(entry, proj, POINTS, "raw", {"dims": (0, 1)})
             st.altair_chart(chart + prior_layer(z, thumbnail_urls(decoded)), width="stretch")
         grid = to_pil_grid(decoded, nrow=8, scale=2)
-        st.image(grid, caption=f"{name}: the decoder's images for the {SAMPLES} black crosses (seed {seed})")
+        st.image(grid, caption=f"{name}: the decoder's images for the {SAMPLES} black crosses, z ~ N(0, I)")
         st.download_button(f"{name} grid (PNG)", to_png_bytes(grid), f"{name.lower()}-samples.png", "image/png")
+        mu, _ = cache.latents(entry.fingerprint, entry)
+        matched = to_pil_grid(cache.decode_np(entry, z * mu.std(0) + mu.mean(0)), nrow=8, scale=2)
+        st.image(
+            matched,
+            caption=f"{name}: the same draws stretched to its codes' own mean and spread "
+            f"(std {mu.std(0)[0]:.1f}, {mu.std(0)[1]:.1f})",
+        )
 
-st.markdown("#### Why the VAE's random samples are digits and the autoencoder's mostly are not")
+st.markdown("#### Why only the VAE can be sampled from N(0, I)")
 st.markdown(
-    "The autoencoder is only asked to rebuild its inputs, so its codes can sit anywhere, at any scale, with "
-    "wide empty gaps between classes: look at its axes. Nothing ties them to N(0, I), so most random z land "
-    "where no training image was encoded, and the decoder was never taught what to draw there. The VAE's "
-    "KL term pulls every image's Gaussian toward N(0, I): its codes fill the region where random z fall, "
-    "so almost every draw decodes to something digit-like. The price is blurrier reconstructions (see the "
-    "test losses on the Train page: the autoencoder reconstructs better)."
+    "The autoencoder is only asked to rebuild its inputs, so its codes sit wherever that is easiest, at "
+    "their own scale (look at its axes) and with empty gaps between classes. Nothing ties them to N(0, I). "
+    "Draws from N(0, I) all fall in a small patch near its origin, so they decode to a few kinds of digit "
+    "and whole classes are missing. Stretched to its codes' real spread, more classes appear, but some draws "
+    "land in the gaps between clusters, where the decoder was never taught what to draw: smudges and "
+    "hybrids. (With only two dimensions the gaps are small; in higher dimensions almost all of the space is "
+    "gaps.) The VAE's KL term pulls every "
+    "image's Gaussian toward N(0, I), so its codes fill exactly the region random draws fall in, and the "
+    "N(0, I) samples cover all classes. The price is blurrier reconstructions (compare the test losses on "
+    "the Train page)."
 )
 st.markdown(
     "**β** weighs that KL term. β = 0 is an autoencoder with noise; β = 1 is the VAE; β > 1 pulls harder "
