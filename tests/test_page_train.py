@@ -121,3 +121,17 @@ def test_a_failing_projection_shows_an_error_and_other_pages_work(monkeypatch) -
     at.switch_page("pages/samples.py")
     at.run()
     assert not at.exception and not at.error
+
+
+def test_a_learning_rate_of_10_ends_in_a_message_and_installs_nothing() -> None:
+    at = open_page("pages/train.py")
+    before = at.selectbox(key="model").value
+    at.selectbox(key="train_dataset").set_value("digits")
+    at.number_input(key="train_epochs").set_value(3)
+    at.number_input(key="train_lr").set_value(10.0)
+    at.button[0].click()
+    at.run()
+    assert not at.exception
+    assert "learning rate 10 is most likely too high" in at.error[0].value
+    assert at.selectbox(key="model").value == before
+    assert not at.session_state["user_models"]

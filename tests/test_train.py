@@ -357,3 +357,16 @@ def test_cli_bad_arguments_exit_2_without_a_traceback(cli_runs, case):
     assert proc.returncode == 2, proc.stderr[-800:]
     assert "error" in proc.stderr and CLI_RUNS[case][1] in proc.stderr
     assert not out.exists()
+
+
+def test_learning_rate_10_on_digits_is_reported_as_divergence(tmp_path) -> None:
+    import subprocess
+    import sys
+
+    out = tmp_path / "m.safetensors"
+    cmd = [sys.executable, "-m", "vae_core.train", "--dataset", "digits", "--epochs", "2", "--latent-dim", "2",
+           "--lr", "10", "--out", str(out)]  # fmt: skip
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=120, cwd=REPO_ROOT)
+    assert proc.returncode == 2
+    assert "learning rate 10 is most likely too high" in proc.stderr
+    assert "Traceback" not in proc.stderr and not out.exists()

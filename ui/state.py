@@ -78,6 +78,8 @@ def label_of(model_id: str) -> str:
 
 def add_user_model(model: VAE, meta: dict, source: str) -> str:
     """Keep a trained or uploaded model in this session only, make it current, return its id."""
+    if not all(torch.isfinite(p).all() for p in model.parameters()):
+        raise ValueError("a model with non-finite weights is never installed")
     model.eval()
     models = user_models()
     model_id = f"{source}-{uuid.uuid4().hex[:8]}"

@@ -37,15 +37,15 @@ def run(dataset: str, data_dir: str | None, model_cfg: dict, train_cfg: TrainCon
         history.append(record)
         chart.altair_chart(loss_chart(history), width="stretch")
 
-    finished = False
+    finished = failed = False
     try:
         train(model, train_set, test_set, train_cfg, on_step=on_step, on_epoch_end=on_epoch_end)
         finished = True
     except LatentLabError as exc:
-        st.error(f"Training stopped: {exc}. Nothing was kept.")
-        return
+        failed = True
+        st.error(f"Training stopped: {exc}. Nothing was kept; the current model is unchanged.")
     finally:
-        if history:  # also runs when a click on Stop interrupts this script run
+        if history and not failed:  # also runs when a click on Stop interrupts this script run
             _keep(model, meta, finished, len(history), train_cfg.epochs)
 
 

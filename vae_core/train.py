@@ -18,6 +18,7 @@ __all__ = ["TrainConfig", "train", "evaluate", "pick_device", "StepInfo"]
 
 MAX_BAD_STEPS = 5  # non-finite losses in a row before training gives up
 EVAL_BATCH = 1000  # test-set batch; no gradients, so larger is faster
+DIVERGED_FACTOR = 2.0  # an epoch's mean loss above this multiple of the untrained loss: diverged
 EVAL_SEED = 1234  # the test loss samples z with a fixed seed so epochs compare fairly
 
 
@@ -126,6 +127,7 @@ def train(
     steps = math.ceil(len(x_train) / config.batch_size)
     schedule = _schedule(optimizer, config, steps)
     history: list[dict] = []
+    baseline = evaluate(model, x_test if x_test is not None else x_train[:EVAL_BATCH])["loss"]
     start = time.perf_counter()
     gen = torch.Generator().manual_seed(config.seed)
     for epoch in range(1, config.epochs + 1):
@@ -136,6 +138,7 @@ def train(
         if stopped:
             break
         record = _epoch_record(model, epoch, sums, len(x_train), x_test, time.perf_counter() - t0)
+        _check_progress(record, baseline, config)
         history.append(record)
         if on_epoch_end:
             on_epoch_end(record)
@@ -143,6 +146,15 @@ def train(
             break
     model.cpu().eval()
     return history
+
+
+def _check_progress(record: dict, baseline: float, config: TrainConfig) -> None:
+    """A finite loss far above the untrained model's means the optimiser overshoots."""
+    if record["train_loss"] > DIVERGED_FACTOR * baseline:
+        raise TrainingDivergedError(
+            f"the loss rose from {baseline:.1f} nats (untrained) to {record['train_loss']:.3g} in epoch "
+            f"{record['epoch']}; the learning rate {config.lr:g} is most likely too high: try 1e-3"
+        )
 
 
 def _adam(model: VAE, config: TrainConfig) -> torch.optim.Adam:
