@@ -16,6 +16,8 @@ from safetensors.torch import save as st_save
 from vae_core import VAE, CheckpointError, VAEConfig, checkpoint_bytes, load_checkpoint, save_checkpoint
 from vae_core.checkpoint import FORMAT, MAX_CHECKPOINT_BYTES
 
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
 META = {
     "dataset": "digits",
     "class_names": [str(i) for i in range(10)],
@@ -359,3 +361,36 @@ HOSTILE_HEADERS = {
 def test_hostile_header(case):
     with pytest.raises(CheckpointError):
         load_checkpoint(HOSTILE_HEADERS[case])
+
+
+def test_a_save_killed_half_way_leaves_the_previous_checkpoint_loadable(tmp_path, model):
+    """A real process is SIGKILLed while it writes; the old file must load, and the next save tidies up."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from vae_core.checkpoint import STALE_TEMP_S
+
+    path = tmp_path / "model.safetensors"
+    save_checkpoint(path, model, META)
+    script = (
+        "import os, sys, time\n"
+        "import vae_core.checkpoint as c\n"
+        "from vae_core import VAE, VAEConfig\n"
+        "os.fsync = lambda fd: (print('writing', flush=True), time.sleep(60))\n"  # stall mid-save
+        "c.save_checkpoint(sys.argv[1], VAE(VAEConfig(image_shape=(8, 8), hidden_sizes=(16,), latent_dim=3)))\n"
+    )
+    proc = subprocess.Popen([sys.executable, "-c", script, str(path)], cwd=REPO_ROOT, stdout=subprocess.PIPE, text=True)
+    assert proc.stdout.readline().strip() == "writing"
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait(timeout=10)
+    strays = list(tmp_path.glob(".model.safetensors.*.tmp"))
+    assert len(strays) == 1  # the killed writer's half-written temp file
+    loaded, _ = load_checkpoint(path)  # the previous checkpoint is intact
+    assert loaded.config == model.config
+    old = time.time() - STALE_TEMP_S - 5
+    os.utime(strays[0], (old, old))
+    save_checkpoint(path, model, META)
+    assert not list(tmp_path.glob(".model.safetensors.*.tmp"))

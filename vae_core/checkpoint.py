@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
 import struct
 import tempfile
+import time
 from pathlib import Path
 
 import torch
@@ -31,6 +33,7 @@ FORMAT = "latent-lab-vae/1"
 MAX_CHECKPOINT_BYTES = 64 * 2**20  # larger than any sensible MNIST model; checked before reading
 MAX_HEADER_BYTES = 2**20  # the JSON header; a bigger claim is refused before it is read
 MAX_PARAMETERS = MAX_CHECKPOINT_BYTES // 4
+STALE_TEMP_S = 60  # a temp file this old belongs to a save that died
 MAX_HISTORY = 1000  # epochs kept in the metadata
 MAX_CLASSES = 100
 MAX_NAME = 64  # characters in a dataset or class name
@@ -72,11 +75,20 @@ def save_checkpoint(path: str | os.PathLike, model: VAE, meta: dict | None = Non
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
+        _remove_stale_temps(path)
     except OSError as exc:
         raise CheckpointError(f"cannot write {path}: {exc.strerror or exc}; choose another folder") from exc
     finally:
         if tmp and os.path.exists(tmp):
             os.unlink(tmp)
+
+
+def _remove_stale_temps(path: Path) -> None:
+    """Temp files left by a save that was killed half-way (older than a minute: not a live writer)."""
+    for stray in path.parent.glob(f".{path.name}.*.tmp"):
+        with contextlib.suppress(OSError):
+            if time.time() - stray.stat().st_mtime > STALE_TEMP_S:
+                stray.unlink()
 
 
 def check_writable(path: str | os.PathLike) -> None:
