@@ -135,3 +135,17 @@ def test_a_learning_rate_of_10_ends_in_a_message_and_installs_nothing() -> None:
     assert "learning rate 10 is most likely too high" in at.error[0].value
     assert at.selectbox(key="model").value == before
     assert not at.session_state["user_models"]
+
+
+def test_one_visitors_model_is_invisible_to_another() -> None:
+    alice = open_page("pages/train.py")
+    data = checkpoint_bytes(tiny_entry(4, seed=3).model, {"dataset": "digits"})
+    alice.file_uploader[0].set_value(("alice.safetensors", data, "application/octet-stream")).run()
+    alice_id = alice.selectbox(key="model").value
+    assert alice_id.startswith("uploaded-")
+    bob = open_page("pages/train.py", query={"model": alice_id})  # even with Alice's link
+    options = bob.selectbox(key="model").options  # labels, e.g. "digits 8x8 VAE, Z=4 (uploaded here)"
+    assert "uploaded here" in alice.selectbox(key="model").options[-1]
+    assert not any("uploaded here" in o for o in options) and len(options) == 4  # the bundled models only
+    assert bob.selectbox(key="model").value == "mnist-vae-z2"
+    assert "user_models" not in bob.session_state or not bob.session_state["user_models"]
