@@ -6,7 +6,7 @@ require_app()  # before anything is drawn: see ui/shell.py
 
 import streamlit as st
 
-from ui import latent_view, state, teaching, views
+from ui import latent_view, state, teaching, urlstate, views
 
 st.title("Latent space")
 st.markdown(
@@ -19,10 +19,17 @@ entry = state.current()
 method = st.session_state.get(state.PROJECTION, "raw")
 z_dim = entry.model.config.latent_dim
 left, right = st.columns([3, 1.2])
+url = urlstate.restore({"points": int, "prior": int})
+if url.get("points") in views.POINT_CHOICES:
+    st.session_state["points"] = url["points"]
+if url.get("prior") in latent_view.PRIOR_CHOICES:
+    st.session_state["prior_n"] = url["prior"]
 with right:
     n = views.points_control()
     params = views.projection_params(method, z_dim)
     layers = latent_view.controls(z_dim, method)
+    urlstate.publish({"points": n, "prior": layers.prior})
+    urlstate.link_box()
 with left:
     proj = views.fitted_projection(entry, method, n, params)
     if proj is not None:

@@ -185,3 +185,11 @@ def test_compare_page_shows_both_latent_spaces_and_both_sample_grids() -> None:
     assert_clean(at)
     assert chart_rows(at) == [2000, 2000]
     assert len(at.get("image")) == 2
+
+
+def test_a_latent_link_restores_points_and_prior_overlay() -> None:
+    at = open_page("pages/latent.py", query={"projection": "pca", "points": "500", "prior": "25"})
+    assert_clean(at)
+    assert chart_rows(at) == [500]
+    assert at.select_slider(key="prior_n").value == 25
+    assert len(json.loads(at.get("vega_lite_chart")[0].proto.spec)["layer"]) == 2  # points + prior crosses
