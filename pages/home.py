@@ -21,11 +21,19 @@ st.info(
     f"Current model: **{entry.label}**. Change it, or the 2-D projection, in the sidebar; "
     "the address bar keeps both, so a copied link opens the same view."
 )
-c1, c2, c3, c4 = st.columns(4)
-c1.page_link("pages/train.py", label="Train or load a model", icon=":material/model_training:")
-c2.page_link("pages/latent.py", label="Latent space", icon=":material/scatter_plot:")
-c3.page_link("pages/samples.py", label="Random samples", icon=":material/casino:")
-c4.page_link("pages/interpolate.py", label="Interpolation", icon=":material/swap_horiz:")
+PAGES = [
+    ("pages/latent.py", "Latent space", ":material/scatter_plot:", "where each test digit's μ lands; σ, prior draws"),
+    ("pages/samples.py", "Random samples", ":material/casino:", "decode z ~ N(0, I); the Z = 2 manifold"),
+    ("pages/interpolate.py", "Interpolation", ":material/swap_horiz:", "linear and slerp paths between two digits"),
+    ("pages/compare.py", "VAE vs autoencoder", ":material/compare:", "what the KL term buys"),
+    ("pages/digit.py", "Your own digit", ":material/draw:", "draw one and see where it lands"),
+    ("pages/dimensions.py", "Latent dimensions", ":material/tune:", "traversals; which dimensions are used"),
+    ("pages/train.py", "Train or load a model", ":material/model_training:", "your own model, this session only"),
+]
+for row in range(0, len(PAGES), 4):
+    for col, (path, label, icon, blurb) in zip(st.columns(4), PAGES[row : row + 4], strict=False):
+        col.page_link(path, label=label, icon=icon)
+        col.caption(blurb)
 with st.expander("What exactly is plotted in those clustered scatter plots?"):
     st.markdown(
         "The encoder maps one image to a **Gaussian** over the latent space: a mean vector μ and a "

@@ -32,6 +32,9 @@ PAGES = {
     "train": "/train",
     "samples": "/samples",
     "interpolate": "/interpolate",
+    "compare": "/compare",
+    "digit": "/digit",
+    "dimensions": "/dimensions?model=mnist-vae-z20",
 }
 STARTUP_S = 90
 
@@ -92,7 +95,7 @@ def page(server):
 
     with sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        tab = browser.new_page(viewport={"width": 1400, "height": 1000})
+        tab = browser.new_page(viewport={"width": 1400, "height": 1300})
         yield tab
         browser.close()
 
@@ -118,7 +121,7 @@ def test_page_renders_without_errors(server, page, name: str) -> None:
     assert page.get_by_text("Start here").count() >= 1  # app.py's navigation, not file names
     if name in ("latent", "interpolate"):
         assert page.locator('[data-testid="stVegaLiteChart"]').count() >= 1
-    if name in ("samples", "interpolate"):
+    if name in ("samples", "interpolate", "compare", "dimensions"):
         assert page.locator('[data-testid="stImage"] img').count() >= 1
 
 
