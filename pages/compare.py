@@ -4,6 +4,8 @@ from ui.shell import require_app
 
 require_app()  # before anything is drawn: see ui/shell.py
 
+from functools import partial
+
 import streamlit as st
 
 from ui import cache, state, teaching, views
@@ -42,7 +44,9 @@ for col, (name, model_id) in zip(columns, PAIR.items(), strict=True):
             st.altair_chart(chart + prior_layer(z, thumbnail_urls(decoded)), width="stretch")
         grid = to_pil_grid(decoded, nrow=8, scale=2)
         st.image(grid, caption=f"{name}: the decoder's images for the {SAMPLES} black crosses, z ~ N(0, I)")
-        st.download_button(f"{name} grid (PNG)", to_png_bytes(grid), f"{name.lower()}-samples.png", "image/png")
+        views.download(
+            st, f"{name} grid (PNG)", partial(to_png_bytes, grid), f"{name.lower()}-samples.png", "image/png"
+        )
         mu, _ = cache.latents(entry.fingerprint, entry)
         matched = to_pil_grid(cache.decode_np(entry, z * mu.std(0) + mu.mean(0)), nrow=8, scale=2)
         st.image(

@@ -4,13 +4,15 @@ from ui.shell import require_app
 
 require_app()  # before anything is drawn: see ui/shell.py
 
+from functools import partial
+
 import altair as alt
 import numpy as np
 import pandas as pd
 import streamlit as st
 import torch
 
-from ui import cache, state, teaching, urlstate
+from ui import cache, state, teaching, urlstate, views
 from vae_core.analysis import ACTIVE_KL_NATS, kl_per_dimension, traversal_codes
 from vae_core.images import to_pil_grid, to_png_bytes
 
@@ -69,7 +71,7 @@ with left:
     grid = to_pil_grid(torch.cat(rows), nrow=steps, scale=scale)
     labels = [f"z{j} ({'active' if active[j] else 'inactive'}, KL {kl[j]:.2f})" for j in order[:MAX_ROWS]]
     st.image(grid, caption="Rows, top to bottom: " + "; ".join(labels))
-    st.download_button("Download traversals (PNG)", to_png_bytes(grid), "traversals.png", "image/png")
+    views.download(st, "Download traversals (PNG)", partial(to_png_bytes, grid), "traversals.png", "image/png")
 with right:
     st.markdown("#### How to read a row")
     st.markdown(

@@ -4,6 +4,8 @@ from ui.shell import require_app
 
 require_app()  # before anything is drawn: see ui/shell.py
 
+from functools import partial
+
 import numpy as np
 import streamlit as st
 
@@ -62,10 +64,11 @@ for m in INTERPOLATION_MODES:
         f"· reconstruction · original #{i1} ({b_name})",
     )
     d1, d2, _ = st.columns([1, 1, 3])
-    d1.download_button(f"{m} strip (PNG)", to_png_bytes(img), f"interpolation-{m}.png", "image/png", key=f"png_{m}")
-    d2.download_button(
-        f"{m} (animated GIF)", to_gif_bytes(paths.images[m]), f"interpolation-{m}.gif", "image/gif", key=f"gif_{m}"
+    views.download(
+        d1, f"{m} strip (PNG)", partial(to_png_bytes, img), f"interpolation-{m}.png", "image/png", f"png_{m}"
     )
+    gif = partial(to_gif_bytes, paths.images[m])
+    views.download(d2, f"{m} (animated GIF)", gif, f"interpolation-{m}.gif", "image/gif", f"gif_{m}")
 
 g1, g2 = st.columns(2)
 g1.altair_chart(step_chart(paths.table, "norm", "|z| along the path"), width="stretch")

@@ -4,6 +4,8 @@ from ui.shell import require_app
 
 require_app()  # before anything is drawn: see ui/shell.py
 
+from functools import partial
+
 import streamlit as st
 
 from ui import latent_view, state, teaching, urlstate, views
@@ -39,8 +41,14 @@ with left:
             f"{latent_view.describe(layers, method)} {n} test digits · {entry.label} · "
             f"{state.PROJECTION_LABELS[method]}"
         )
-        csv = frame.drop(columns=["image", "sigma"], errors="ignore").to_csv(index=False)
-        st.download_button("Download these coordinates (CSV)", csv, f"latent-{method}.csv", "text/csv")
+        table = frame.drop(columns=["image", "sigma"], errors="ignore")
+        views.download(
+            st,
+            "Download these coordinates (CSV)",
+            partial(table.to_csv, index=False),
+            f"latent-{method}.csv",
+            "text/csv",
+        )
 with right:
     st.markdown("#### What a point is")
     st.markdown(

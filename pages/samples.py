@@ -5,11 +5,12 @@ from ui.shell import require_app
 require_app()  # before anything is drawn: see ui/shell.py
 
 import math
+from functools import partial
 
 import streamlit as st
 import torch
 
-from ui import cache, state, teaching, urlstate
+from ui import cache, state, teaching, urlstate, views
 from vae_core.images import to_pil_grid, to_png_bytes
 from vae_core.latents import latent_grid, sample_prior
 
@@ -56,7 +57,7 @@ scale = max(1, 56 // cfg.image_shape[0])
 grid = to_pil_grid(images, nrow=int(math.sqrt(n)), scale=scale)
 left, right = st.columns([2, 1])
 left.image(grid, caption=f"{n} decoded draws of z ~ N(0, {temperature:g}² I), seed {seed}, {entry.label}")
-left.download_button("Download grid (PNG)", to_png_bytes(grid), "samples.png", "image/png")
+views.download(left, "Download grid (PNG)", partial(to_png_bytes, grid), "samples.png", "image/png")
 if left.toggle("Beside each sample, its nearest training image (pixel distance)", key="nearest"):
     with st.spinner("Searching the training set…"):
         neighbours, source = cache.nearest_training_images(entry.dataset, images)
@@ -68,7 +69,7 @@ if left.toggle("Beside each sample, its nearest training image (pixel distance)"
         caption=f"Pairs: generated sample, then the closest image in the {source}. Close copies "
         "would mean memorising; different strokes mean the model generates.",
     )
-    left.download_button("Download pairs (PNG)", to_png_bytes(paired), "samples-nearest.png", "image/png")
+    views.download(left, "Download pairs (PNG)", partial(to_png_bytes, paired), "samples-nearest.png", "image/png")
 with right:
     st.markdown("#### Why do random points look like digits?")
     st.markdown(
@@ -92,7 +93,7 @@ if cfg.latent_dim == 2:
         manifold,
         caption=f"Decoded z on a {side} x {side} grid of N(0, 1) quantiles (z₁ left to right, z₂ bottom to top)",
     )
-    m_left.download_button("Download manifold (PNG)", to_png_bytes(manifold), "manifold.png", "image/png")
+    views.download(m_left, "Download manifold (PNG)", partial(to_png_bytes, manifold), "manifold.png", "image/png")
     m_right.markdown(
         "With Z = 2 the whole latent space fits on screen. Each tile decodes a point at "
         "evenly spaced quantiles of N(0, 1), so equal areas of the prior get equal room, as "

@@ -4,9 +4,11 @@ from ui.shell import require_app
 
 require_app()  # before anything is drawn: see ui/shell.py
 
+from functools import partial
+
 import streamlit as st
 
-from ui import state, training
+from ui import state, training, views
 from vae_core import DATASET_NAMES, LatentLabError, TrainConfig, checkpoint_bytes, load_checkpoint
 from vae_core.charts import loss_chart
 
@@ -91,8 +93,13 @@ if "test_loss" in last:
     )
 if entry.meta.get("history"):
     st.altair_chart(loss_chart(entry.meta["history"]), width="stretch")
-try:
-    data = checkpoint_bytes(entry.model, entry.meta)
-    st.download_button("Download this model (.safetensors)", data, f"{entry.id}.safetensors", key="download_model")
-except LatentLabError as exc:
-    st.error(f"This model cannot be saved: {exc}")
+# Made on click (only finite models are ever installed, so checkpoint_bytes does not refuse here).
+model_file = partial(checkpoint_bytes, entry.model, entry.meta)
+views.download(
+    st,
+    "Download this model (.safetensors)",
+    model_file,
+    f"{entry.id}.safetensors",
+    "application/octet-stream",
+    "download_model",
+)

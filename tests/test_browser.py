@@ -53,7 +53,7 @@ def page(server):
 
     with sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        tab = browser.new_page(viewport={"width": 1400, "height": 1300})
+        tab = browser.new_page(viewport={"width": 1400, "height": 1300}, accept_downloads=True)
         yield tab
         browser.close()
 
@@ -92,3 +92,30 @@ def test_choosing_a_projection_updates_the_url(server, page) -> None:
     _settle(page)
     assert page.locator('[data-testid="stException"]').count() == 0
     assert page.get_by_text("· PCA").count() == 1  # the scatter's caption names the new projection
+
+
+@pytest.mark.parametrize(
+    ("path", "label", "magic"),
+    [
+        ("/samples", "Download grid (PNG)", b"\x89PNG"),
+        ("/interpolate", "linear (animated GIF)", b"GIF89a"),
+        ("/latent?projection=pca&points=500", "Download these coordinates (CSV)", b"x,y,"),
+        ("/train", "Download this model (.safetensors)", None),
+    ],
+)
+def test_downloads_are_made_on_click(server, page, tmp_path, path: str, label: str, magic: bytes | None) -> None:
+    """Download files are built only when clicked (nothing held per rerun); the file that arrives is whole."""
+    page.goto(server + path)
+    _settle(page)
+    with page.expect_download(timeout=60_000) as caught:
+        page.get_by_role("button", name=label).click()
+    data = Path(caught.value.path()).read_bytes()
+    if magic is None:  # a checkpoint: it must load as one
+        from vae_core import load_checkpoint
+
+        target = tmp_path / "model.safetensors"
+        target.write_bytes(data)
+        model, _ = load_checkpoint(target)
+        assert model.config.latent_dim >= 2
+    else:
+        assert data.startswith(magic), data[:40]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 import streamlit as st
 
@@ -95,3 +97,8 @@ def points_control(key: str = "points") -> int:
 
 def as_np(x) -> np.ndarray:
     return np.asarray(x, dtype=np.float32)
+
+
+def download(where, label: str, make: Callable[[], bytes | str], file_name: str, mime: str, key: str | None = None):
+    """A download button whose file is made only when clicked: no bytes held per rerun, and no rerun after."""
+    where.download_button(label, make, file_name, mime, key=key, on_click="ignore")
