@@ -40,6 +40,13 @@ def _warm() -> None:
 def start_background_warmup() -> threading.Thread:
     """Once per server process: a daemon thread compiles UMAP (and loads openTSNE) while visitors read."""
     configure_numba_cache()
+    # Import what both threads need here first: two threads importing the same packages at once
+    # (sklearn -> narwhals, pandas, altair) can deadlock on Python's per-module import locks.
+    import altair  # noqa: F401
+    import pandas  # noqa: F401
+    import sklearn.decomposition  # noqa: F401
+    import sklearn.neighbors  # noqa: F401
+
     thread = threading.Thread(target=_warm, name="latent-lab-warmup", daemon=True)
     if os.environ.get("LATENT_LAB_WARMUP", "1") != "0":  # the test suite turns it off to save CPU
         thread.start()
