@@ -12,7 +12,11 @@ from .errors import ConfigError
 __all__ = ["PROJECTIONS", "Projection", "fit_projection", "project", "knn_place"]
 
 DEFAULT_SEED = 0  # every stochastic projection is seeded
-TSNE_ITERATIONS = 500  # openTSNE's default after 250 early-exaggeration steps
+# openTSNE's defaults are 250 early-exaggeration steps then 500 more. On 10,000 MNIST latent means,
+# 125 + 200 gives the same clusters and trustworthiness (0.962 against 0.961) in a quarter of the time
+# (10 s against 40 s on two cores); see the README's benchmark.
+TSNE_EXAGGERATION_ITERATIONS = 125
+TSNE_ITERATIONS = 200
 KNN_PLACE_K = 10  # neighbours used to place new points where a method has no transform
 
 
@@ -70,13 +74,16 @@ def _tsne(z: np.ndarray, perplexity: float = 30.0, seed: int = DEFAULT_SEED, n_i
     tsne = TSNE(
         perplexity=perplexity,
         n_iter=n_iter,
+        early_exaggeration_iter=min(TSNE_EXAGGERATION_ITERATIONS, n_iter),
+        n_interpolation_points=3,  # openTSNE's default; named because the speed above depends on it
         n_jobs=2,
         random_state=seed,
         negative_gradient_method="auto",
         verbose=False,
     )
     emb = np.asarray(tsne.fit(z))
-    return emb, None, {"perplexity": perplexity, "seed": seed, "n_iter": n_iter}
+    early = min(TSNE_EXAGGERATION_ITERATIONS, n_iter)
+    return emb, None, {"perplexity": perplexity, "seed": seed, "early_exaggeration_iter": early, "n_iter": n_iter}
 
 
 def _umap(z: np.ndarray, n_neighbors: int = 15, min_dist: float = 0.1, seed: int = DEFAULT_SEED):
