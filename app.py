@@ -4,6 +4,7 @@ import streamlit as st
 
 from ui import shell, sidebar, warmup
 
+warmup.configure_numba_cache()  # before anything imports numba (a deep link may ask for UMAP first)
 st.set_page_config(page_title="latent-lab: what a VAE learns", page_icon=":material/explore:", layout="wide")
 
 pages = [
@@ -16,8 +17,10 @@ pages = [
     st.Page("pages/digit.py", title="Your own digit", icon=":material/draw:", url_path="digit"),
     st.Page("pages/dimensions.py", title="Latent dimensions", icon=":material/tune:", url_path="dimensions"),
 ]
-warmup.start_background_warmup()
-with shell.app_run():
-    pg = st.navigation(pages)
-    sidebar.render()
-    pg.run()
+try:
+    with shell.app_run():
+        pg = st.navigation(pages)
+        sidebar.render()
+        pg.run()
+finally:
+    warmup.start_background_warmup()  # after the first page is drawn: it must not slow that page down

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import functools
 import os
 import threading
+import time
 from pathlib import Path
 
 import streamlit as st
@@ -16,6 +18,7 @@ def numba_cache_dir() -> Path:
     return Path(os.environ.get("NUMBA_CACHE_DIR") or default_data_dir() / "numba-cache")
 
 
+@functools.cache
 def configure_numba_cache() -> None:
     """Must run before umap (and so numba) is first imported in this process."""
     folder = numba_cache_dir()
@@ -24,6 +27,20 @@ def configure_numba_cache() -> None:
         os.environ.setdefault("NUMBA_CACHE_DIR", str(folder))
     except OSError:
         pass  # read-only home: numba falls back to compiling in memory
+
+
+START_DELAY_S = 3.0  # let the first visitor's browser draw its page before compiling starts
+
+
+def _run() -> None:
+    """The thread: wait, drop to the lowest CPU priority (this thread only: on Linux a thread is a task
+    with its own nice value, so visitors' script runs win the cores), then warm up."""
+    time.sleep(START_DELAY_S)
+    try:
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 19)
+    except (AttributeError, OSError):
+        pass
+    _warm()
 
 
 def _warm() -> None:
@@ -39,7 +56,6 @@ def _warm() -> None:
 @st.cache_resource(show_spinner=False)
 def start_background_warmup() -> threading.Thread:
     """Once per server process: a daemon thread compiles UMAP (and loads openTSNE) while visitors read."""
-    configure_numba_cache()
     # Import what both threads need here first: two threads importing the same packages at once
     # (sklearn -> narwhals, pandas, altair) can deadlock on Python's per-module import locks.
     import altair  # noqa: F401
@@ -47,7 +63,7 @@ def start_background_warmup() -> threading.Thread:
     import sklearn.decomposition  # noqa: F401
     import sklearn.neighbors  # noqa: F401
 
-    thread = threading.Thread(target=_warm, name="latent-lab-warmup", daemon=True)
+    thread = threading.Thread(target=_run, name="latent-lab-warmup", daemon=True)
     if os.environ.get("LATENT_LAB_WARMUP", "1") != "0":  # the test suite turns it off to save CPU
         thread.start()
     return thread
