@@ -27,7 +27,7 @@ teaching.expander()
 
 entry = state.current()
 mu, logvar = cache.latents(entry.fingerprint, entry)
-data = cache.test_set(entry.dataset)
+data = views.require_test_data(entry)
 kl = kl_per_dimension(mu, logvar)
 order = np.argsort(-kl)
 

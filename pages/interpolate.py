@@ -22,7 +22,7 @@ st.markdown(
 teaching.expander()
 
 entry = state.current()
-data = cache.test_set(entry.dataset)
+data = views.require_test_data(entry)
 names = entry.class_names
 mu, _ = cache.latents(entry.fingerprint, entry)
 

@@ -18,6 +18,7 @@ st.markdown(
 teaching.expander()
 
 entry = state.current()
+views.require_test_data(entry)
 method = st.session_state.get(state.PROJECTION, "raw")
 z_dim = entry.model.config.latent_dim
 left, right = st.columns([3, 1.2])

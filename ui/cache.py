@@ -26,6 +26,11 @@ def test_set(dataset: str) -> Dataset:
     return load_dataset(dataset, "test")
 
 
+def test_split(entry: ModelEntry) -> Dataset:
+    """The test split a model's pages show: its own (a model trained here on a folder) or its data set's."""
+    return entry.test_data if entry.test_data is not None else test_set(entry.dataset)
+
+
 def subset_indices(n_total: int, n: int) -> np.ndarray:
     """A fixed, seeded choice of n test indices, the same whatever the model or projection."""
     order = np.random.default_rng(SUBSET_SEED).permutation(n_total)
@@ -35,7 +40,7 @@ def subset_indices(n_total: int, n: int) -> np.ndarray:
 @st.cache_data(ttl=CACHE_TTL_S, max_entries=MAX_ENTRIES, show_spinner="Encoding the test split…")
 def latents(fingerprint: str, _entry: ModelEntry) -> tuple[np.ndarray, np.ndarray]:
     """(mu, logvar) of the whole test split, (N, Z) each."""
-    mu, logvar = encode_dataset(_entry.model, test_set(_entry.dataset))
+    mu, logvar = encode_dataset(_entry.model, test_split(_entry))
     return mu.numpy(), logvar.numpy()
 
 
@@ -67,7 +72,7 @@ def thumbnails(fingerprint: str, _entry: ModelEntry, n: int) -> list[str]:
     """Tooltip images for the subset: each test digit beside its reconstruction from μ."""
     from vae_core.images import thumbnail_urls
 
-    data = test_set(_entry.dataset)
+    data = test_split(_entry)
     idx = subset_indices(len(data), n)
     mu, _ = latents(fingerprint, _entry)
     recon = decode(_entry.model, torch.from_numpy(mu[idx]))[:, 0]

@@ -47,7 +47,7 @@ def nearest_test_digits(entry: state.ModelEntry, mu: np.ndarray) -> tuple[torch.
     all_mu, _ = cache.latents(entry.fingerprint, entry)
     d = np.linalg.norm(all_mu - mu[None, :], axis=1)
     idx = np.argsort(d)[:NEAREST_K]
-    return cache.test_set(entry.dataset).as_float()[idx], idx
+    return views.require_test_data(entry).as_float()[idx], idx
 
 
 def map_chart(entry: state.ModelEntry, method: str, params: dict, n: int, enc: Encoded):

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 import streamlit as st
 import torch
 
-from vae_core import VAE, load_checkpoint
+from vae_core import VAE, Dataset, load_checkpoint
 from vae_core.bundled import DEFAULT_MODEL, bundled_model_paths, model_label
 from vae_core.precompute import fingerprint
 
@@ -32,6 +32,7 @@ class ModelEntry:
     meta: dict = field(repr=False)
     source: str  # "bundled" | "trained" | "uploaded"
     fingerprint: str  # hash of the weights: the cache key for everything derived from them
+    test_data: Dataset | None = field(default=None, repr=False)  # a trained model's own test split (e.g. idx)
 
     @property
     def dataset(self) -> str:

@@ -41,6 +41,18 @@ def projection_params(method: str, latent_dim: int, key: str = "") -> dict:
         return {}
 
 
+def require_test_data(entry: state.ModelEntry):
+    """The current model's test split; when it cannot be had here, say so and stop this page only."""
+    try:
+        return cache.test_split(entry)
+    except LatentLabError as exc:
+        st.error(
+            f"This page needs the test split of the model's data set ({entry.dataset!r}), which is not "
+            f"available here: {exc} Pick another model in the sidebar; the other pages keep working."
+        )
+        st.stop()
+
+
 def fitted_projection(entry: state.ModelEntry, method: str, n: int, params: dict) -> Projection | None:
     """Run (or fetch from cache) the projection; on failure show why and return None."""
     if entry.model.config.latent_dim < 2:
@@ -67,7 +79,7 @@ def axis_titles(method: str, params: dict) -> tuple[str, str]:
 
 def scatter_frame_for(entry: state.ModelEntry, coords: np.ndarray, n: int, sigma: np.ndarray | None = None):
     """One row per plotted test digit: position, class, test index, tooltip image (digit | reconstruction)."""
-    data = cache.test_set(entry.dataset)
+    data = cache.test_split(entry)
     idx = cache.subset_indices(len(data), n)
     frame = scatter_frame(
         coords, data.labels[idx].numpy(), entry.class_names, idx, cache.thumbnails(entry.fingerprint, entry, n)
