@@ -8,8 +8,8 @@ from functools import partial
 
 import streamlit as st
 
-from ui import state, training, views
-from vae_core import DATASET_NAMES, LatentLabError, TrainConfig, checkpoint_bytes, load_checkpoint
+from ui import state, teaching, training, views
+from vae_core import LatentLabError, TrainConfig, checkpoint_bytes, load_checkpoint
 from vae_core.charts import loss_chart
 
 st.title("Train or load a model")
@@ -17,8 +17,11 @@ st.markdown(
     "**What am I looking at?** Where the current model comes from: a bundled one, a "
     "`.safetensors` file you upload, or one you train here. Models you add stay in your session only."
 )
+teaching.expander()
 if msg := st.session_state.pop(state.FLASH, None):
     st.success(msg)
+if msg := st.session_state.pop(state.FLASH_WARNING, None):
+    st.warning(msg)
 
 load_tab, train_tab = st.tabs(["Load", "Train"])
 with load_tab:
@@ -30,6 +33,7 @@ with load_tab:
     if upload is not None and st.session_state.get("_loaded_upload") != upload.file_id:
         try:
             model, meta = load_checkpoint(upload.getvalue())
+            state.check_upload(model, meta)
         except LatentLabError as exc:
             st.error(f"{upload.name} was not loaded: {exc}. The current model is unchanged.")
         else:
@@ -43,13 +47,15 @@ with train_tab:
         c1, c2, c3 = st.columns(3)
         dataset = c1.selectbox(
             "Data set",
-            DATASET_NAMES,
+            training.dataset_choices(),
             key="train_dataset",
             help="digits works offline everywhere; the others need their IDX files or internet.",
         )
-        data_dir = c1.text_input(
-            "IDX folder (optional)", key="train_dir", help="A folder with the four IDX files; needed for 'idx'."
-        )
+        data_dir = ""  # a public demo never reads folders a visitor names
+        if not training.public_demo():
+            data_dir = c1.text_input(
+                "IDX folder (optional)", key="train_dir", help="A folder with the four IDX files; needed for 'idx'."
+            )
         latent_dim = c2.number_input("Latent dimension Z", 1, 64, 2, key="train_z")
         hidden = c2.number_input("Hidden size", 16, 1024, 256, 16, key="train_hidden")
         beta = c2.number_input(
@@ -74,6 +80,19 @@ with train_tab:
         if state.PENDING_MODEL in st.session_state:
             st.rerun()
 
+
+def show_test_loss(metric_at, caption_at, loss: dict, beta: float, when: str) -> None:
+    metric_at.metric(
+        "Test loss (nats/image)",
+        f"{loss['loss']:.1f}",
+        help=f"reconstruction {loss['recon']:.1f} + β x KL {loss['kl']:.1f}",
+    )
+    caption_at.caption(
+        f"Test loss {loss['loss']:.2f} = reconstruction {loss['recon']:.2f} + "
+        f"β · KL {loss['kl']:.2f} (β = {beta:g}), {when}."
+    )
+
+
 entry = state.current()
 st.subheader("Model card")
 last = (entry.meta.get("history") or [{}])[-1]
@@ -81,16 +100,7 @@ c1, c2, c3, c4 = st.columns(4)
 c1.metric("Data set", entry.dataset)
 c2.metric("Latent dimension Z", entry.model.config.latent_dim)
 c3.metric("Parameters", f"{entry.model.n_parameters():,}")
-if "test_loss" in last:
-    c4.metric(
-        "Test loss (nats/image)",
-        f"{last['test_loss']:.1f}",
-        help=f"reconstruction {last['test_recon']:.1f} + β x KL {last['test_kl']:.1f}",
-    )
-    st.caption(
-        f"Test loss {last['test_loss']:.2f} = reconstruction {last['test_recon']:.2f} + "
-        f"β · KL {last['test_kl']:.2f} (β = {entry.model.config.beta:g}), after {last['epoch']} epochs."
-    )
+loss_caption = st.empty()
 if entry.meta.get("history"):
     st.altair_chart(loss_chart(entry.meta["history"]), width="stretch")
 # Made on click (only finite models are ever installed, so checkpoint_bytes does not refuse here).
@@ -103,3 +113,10 @@ views.download(
     "application/octet-stream",
     "download_model",
 )
+beta = entry.model.config.beta
+if "test_loss" in last:
+    recorded = {"loss": last["test_loss"], "recon": last["test_recon"], "kl": last["test_kl"]}
+    show_test_loss(c4, loss_caption, recorded, beta, f"after {last['epoch']} epochs")
+else:  # no history (e.g. uploaded): computed now; last, as require_test_data stops the page without a split
+    loss = training.test_loss(entry, views.require_test_data(entry))
+    show_test_loss(c4, loss_caption, loss, beta, "computed now on the test split")

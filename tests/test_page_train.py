@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pickle
+import random
 from pathlib import Path
 
 import pytest
@@ -48,19 +50,69 @@ def test_uploading_a_checkpoint_makes_it_current() -> None:
     assert at.metric[1].value == "3"  # the model card shows Z
 
 
-@pytest.mark.parametrize(
-    "data",
-    [b"", b"not a checkpoint at all", b"\x80\x04\x95" + b"\x00" * 64, b"\xff" * 8 + b"{}" * 8],
-    ids=["empty", "text", "pickle", "huge header"],
-)
+def tiny_checkpoint(shape: tuple[int, int] = (8, 8), **meta) -> bytes:
+    torch.manual_seed(0)
+    return checkpoint_bytes(VAE(VAEConfig(image_shape=shape, hidden_sizes=(16,), latent_dim=2)), meta)
+
+
+def assert_current_unchanged(at: AppTest, entry: ModelEntry, fingerprint_before: str) -> None:
+    assert at.selectbox(key="model").value == entry.id
+    assert list(at.session_state["user_models"]) == [entry.id]  # nothing was added
+    assert at.session_state["user_models"][entry.id].fingerprint == fingerprint_before
+    assert at.metric[1].value == str(entry.model.config.latent_dim)  # the card still shows it
+
+
+HOSTILE_FILES = {
+    "zero bytes": b"",
+    "text": b"not a checkpoint at all",
+    "random bytes": random.Random(0).randbytes(4096),
+    "truncated": tiny_checkpoint(dataset="digits")[:-100],
+    "pickle": pickle.dumps({"weights": [1.0, 2.0]}),
+    "pickle header only": b"\x80\x04\x95" + b"\x00" * 64,
+    "huge header": b"\xff" * 8 + b"{}" * 8,
+}
+
+
+@pytest.mark.parametrize("data", HOSTILE_FILES.values(), ids=HOSTILE_FILES.keys())
 def test_a_bad_upload_is_refused_and_the_model_stays(data: bytes) -> None:
-    at = open_page("pages/train.py")
-    before = at.selectbox(key="model").value
+    entry = tiny_entry(3, seed=5)
+    at = open_page("pages/train.py", state=with_user_model(entry))
+    before = entry.fingerprint
     at.file_uploader[0].set_value(("bad.safetensors", data, "application/octet-stream")).run()
     assert not at.exception
     assert "bad.safetensors was not loaded" in at.error[0].value
     assert "current model is unchanged" in at.error[0].value
-    assert at.selectbox(key="model").value == before
+    assert_current_unchanged(at, entry, before)
+
+
+UNUSABLE_CHECKPOINTS = {
+    "no data set": (tiny_checkpoint(), "data set is None"),
+    "unknown data set": (tiny_checkpoint(dataset="cifar10"), "data set is 'cifar10'"),
+    "digits at 28x28": (tiny_checkpoint((28, 28), dataset="digits"), "digits images are 8x8"),
+    "mnist at 8x8": (tiny_checkpoint(dataset="mnist"), "mnist images are 28x28"),
+    "kmnist at 28x20": (tiny_checkpoint((28, 20), dataset="kmnist"), "kmnist images are 28x28"),
+    "nine class names": (tiny_checkpoint(dataset="digits", class_names=list("012345678")), "10 strings"),
+    "no class names listed": (tiny_checkpoint(dataset="digits", class_names=[]), "10 strings"),
+}
+
+
+@pytest.mark.parametrize("data, why", UNUSABLE_CHECKPOINTS.values(), ids=UNUSABLE_CHECKPOINTS.keys())
+def test_a_checkpoint_the_pages_cannot_show_is_refused(data: bytes, why: str) -> None:
+    entry = tiny_entry(3, seed=6)
+    at = open_page("pages/train.py", state=with_user_model(entry))
+    before = entry.fingerprint
+    at.file_uploader[0].set_value(("odd.safetensors", data, "application/octet-stream")).run()
+    assert not at.exception
+    assert "odd.safetensors was not loaded" in at.error[0].value and why in at.error[0].value
+    assert "current model is unchanged" in at.error[0].value
+    assert_current_unchanged(at, entry, before)
+
+
+def test_an_idx_checkpoint_of_any_image_size_is_accepted() -> None:
+    from ui.state import check_upload
+    from vae_core import load_checkpoint
+
+    check_upload(*load_checkpoint(tiny_checkpoint((20, 12), dataset="idx", class_names=list("abcdefghij"))))
 
 
 def test_training_on_digits_makes_a_new_current_model() -> None:
@@ -149,3 +201,11 @@ def test_one_visitors_model_is_invisible_to_another() -> None:
     assert not any("uploaded here" in o for o in options) and len(options) == 4  # the bundled models only
     assert bob.selectbox(key="model").value == "mnist-vae-z2"
     assert "user_models" not in bob.session_state or not bob.session_state["user_models"]
+
+
+def test_the_train_page_explains_beta_and_offers_the_longer_answer() -> None:
+    at = open_page("pages/train.py")
+    assert not at.exception
+    beta_help = at.number_input(key="train_beta").help
+    assert "β > 1" in beta_help and "blurrier reconstructions" in beta_help and "unused" in beta_help
+    assert any("The longer answer" in e.label for e in at.expander)

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import hashlib
 import uuid
 from dataclasses import dataclass, field
 
 import streamlit as st
 import torch
 
-from vae_core import VAE, Dataset, load_checkpoint
+from vae_core import DATASET_NAMES, VAE, CheckpointError, Dataset, load_checkpoint
 from vae_core.bundled import DEFAULT_MODEL, bundled_model_paths, model_label
 from vae_core.precompute import fingerprint
 
@@ -17,10 +18,14 @@ MODEL = "model"  # id of the current model (sidebar picker, in the URL)
 PROJECTION = "projection"  # "raw" | "pca" | "tsne" | "umap" (sidebar picker, in the URL)
 USER_MODELS = "user_models"  # id -> ModelEntry: trained or uploaded in this session only
 FLASH = "flash"  # a message to show once after a rerun
+FLASH_WARNING = "flash_warning"  # the same, for something that did not happen (shown as a warning)
+USER_COUNT = "user_model_count"  # how many models this session has added: numbers them in the picker
 PENDING_MODEL = "pending_model"  # a new model to select before the picker is drawn next run
 
 PROJECTION_LABELS = {"raw": "raw (two latent dims)", "pca": "PCA", "tsne": "t-SNE", "umap": "UMAP"}
 MAX_USER_MODELS = 4  # per session; the oldest is dropped beyond this, bounding memory
+IMAGE_SHAPES = {"digits": (8, 8), "mnist": (28, 28), "fashion-mnist": (28, 28), "kmnist": (28, 28)}  # idx: any
+N_CLASSES = 10  # every data set here has ten classes
 
 
 @dataclass
@@ -31,8 +36,19 @@ class ModelEntry:
     model: VAE = field(repr=False)
     meta: dict = field(repr=False)
     source: str  # "bundled" | "trained" | "uploaded"
-    fingerprint: str  # hash of the weights: the cache key for everything derived from them
+    weights_hash: str  # vae_core.precompute.fingerprint(model): config and weights
     test_data: Dataset | None = field(default=None, repr=False)  # a trained model's own test split (e.g. idx)
+    number: int = 0  # user models: 1, 2, ... in the order this session added them
+    fingerprint: str = field(init=False)  # the cache key for everything derived from this model
+
+    def __post_init__(self) -> None:
+        # The cached functions read the weights, the data set (its test split), the source and, for
+        # bundled models, the id (shipped projections); the key covers all of them, so an uploaded copy
+        # of bundled weights labelled with another data set never shares a bundled model's entries.
+        origin = f"bundled:{self.id}" if self.source == "bundled" else self.source
+        self.fingerprint = f"{self.weights_hash}:{self.dataset}:{origin}"
+        if self.test_data is not None:
+            self.fingerprint += f":test-{_dataset_hash(self.test_data)}"
 
     @property
     def dataset(self) -> str:
@@ -41,12 +57,20 @@ class ModelEntry:
     @property
     def label(self) -> str:
         cfg = self.model.config
-        suffix = "" if self.source == "bundled" else f"{self.source} here"
-        return model_label(cfg.kind, cfg.latent_dim, self.dataset, suffix)
+        if self.source == "bundled":
+            return model_label(cfg.kind, cfg.latent_dim, self.dataset)
+        beta = f"β={cfg.beta:g}, " if cfg.beta != 1 else ""  # two runs often differ only in β
+        return model_label(cfg.kind, cfg.latent_dim, self.dataset, f"{beta}{self.source} here #{self.number}")
 
     @property
     def class_names(self) -> list[str]:
         return self.meta.get("class_names") or [str(i) for i in range(10)]
+
+
+def _dataset_hash(data: Dataset) -> str:
+    digest = hashlib.sha256(data.images.contiguous().numpy().tobytes())
+    digest.update(data.labels.contiguous().numpy().tobytes())
+    return digest.hexdigest()[:16]
 
 
 @st.cache_resource(show_spinner="Loading bundled model…")
@@ -77,18 +101,44 @@ def label_of(model_id: str) -> str:
     return get_entry(model_id).label
 
 
-def add_user_model(model: VAE, meta: dict, source: str) -> str:
-    """Keep a trained or uploaded model in this session only, make it current, return its id."""
+def add_user_model(model: VAE, meta: dict, source: str, test_data: Dataset | None = None) -> str:
+    """Keep a trained or uploaded model in this session only, make it current, return its id.
+
+    test_data: the model's own test split, when its data set's cannot be had by name (an IDX folder).
+    """
     if not all(torch.isfinite(p).all() for p in model.parameters()):
         raise ValueError("a model with non-finite weights is never installed")
     model.eval()
     models = user_models()
     model_id = f"{source}-{uuid.uuid4().hex[:8]}"
-    models[model_id] = ModelEntry(model_id, model, meta, source, fingerprint(model))
+    number = st.session_state[USER_COUNT] = st.session_state.get(USER_COUNT, 0) + 1
+    models[model_id] = ModelEntry(model_id, model, meta, source, fingerprint(model), test_data, number)
     while len(models) > MAX_USER_MODELS:
         models.pop(next(iter(models)))
     st.session_state[PENDING_MODEL] = model_id  # the picker already exists this run
     return model_id
+
+
+def check_upload(model: VAE, meta: dict) -> None:
+    """Refuse a checkpoint the pages could not show: unknown data set, wrong image size, odd class names.
+
+    Raises CheckpointError (the page says the file was not loaded and the current model is unchanged).
+    """
+    dataset = meta.get("dataset")
+    if dataset not in DATASET_NAMES:
+        raise CheckpointError(
+            f"its data set is {dataset!r}; a checkpoint must name one of {', '.join(DATASET_NAMES)} "
+            "(save it with this app or `python -m vae_core.train`)"
+        )
+    shape = tuple(model.config.image_shape)
+    if dataset in IMAGE_SHAPES and shape != IMAGE_SHAPES[dataset]:
+        h, w = IMAGE_SHAPES[dataset]
+        raise CheckpointError(f"its images are {shape[0]}x{shape[1]} but {dataset} images are {h}x{w}")
+    names = meta.get("class_names")
+    if names is not None and not (
+        isinstance(names, list) and len(names) == N_CLASSES and all(isinstance(n, str) for n in names)
+    ):
+        raise CheckpointError(f"class_names must be a list of {N_CLASSES} strings, one per class")
 
 
 def default_model_id() -> str:

@@ -2,19 +2,52 @@
 
 from __future__ import annotations
 
+import os
+import threading
 import time
 
 import streamlit as st
+import torch
+from streamlit.runtime.scriptrunner_utils.exceptions import ScriptControlException
 
-from vae_core import VAE, LatentLabError, TrainConfig, VAEConfig, load_dataset, train
+from vae_core import DATASET_NAMES, VAE, Dataset, LatentLabError, TrainConfig, VAEConfig, evaluate, load_dataset, train
 from vae_core.charts import loss_chart
 from vae_core.train import StepInfo
 
 from . import state
 
+PUBLIC_ENV = "LATENT_LAB_PUBLIC"  # "1" on a public demo: no server folders, no 'idx' data set
+BUSY = "Another visitor is training a model; try again in a minute."
+NOTHING_KEPT = "Stopped before the first epoch finished; nothing was kept, the current model is unchanged."
+CACHE_TTL_S = 3600  # test losses of models no one looked at for an hour are dropped
+MAX_ENTRIES = 32  # bounds server memory with many visitors
+# One run at a time across all sessions: two would halve each other's speed on a 2-core server.
+_RUNS = threading.Semaphore(1)
+
+
+def public_demo() -> bool:
+    """On a public link, visitors must not read server folders or make the server write to paths they choose."""
+    return os.environ.get(PUBLIC_ENV, "").strip().lower() in ("1", "true", "yes")
+
+
+def dataset_choices() -> list[str]:
+    return [name for name in DATASET_NAMES if not (public_demo() and name == "idx")]
+
 
 def run(dataset: str, data_dir: str | None, model_cfg: dict, train_cfg: TrainConfig) -> None:
-    """Train in this script run. A click on Stop interrupts the run; `finally` keeps the model so far."""
+    """Train in this script run, if no other session is training; see _run."""
+    if not _RUNS.acquire(blocking=False):
+        st.warning(BUSY)
+        return
+    try:
+        _run(dataset, data_dir, model_cfg, train_cfg)
+    finally:
+        _RUNS.release()
+
+
+def _run(dataset: str, data_dir: str | None, model_cfg: dict, train_cfg: TrainConfig) -> None:
+    """A click on Stop interrupts the run (Streamlit raises at the next st.* call, mid-epoch):
+    the weights of the last completed epoch are then installed, not the half-trained ones."""
     try:
         with st.spinner(f"Loading {dataset}…"):
             train_set = load_dataset(dataset, "train", data_dir or None)
@@ -26,6 +59,8 @@ def run(dataset: str, data_dir: str | None, model_cfg: dict, train_cfg: TrainCon
     bar, status, chart = st.progress(0.0), st.empty(), st.empty()
     history: list[dict] = []
     meta = {"dataset": dataset, "class_names": train_set.class_names, "history": history}
+    own_test = test_set if (data_dir or dataset == "idx") else None  # not loadable by name alone
+    last_epoch: dict[str, torch.Tensor] = {}
 
     def on_step(info: StepInfo) -> None:
         bar.progress(
@@ -35,23 +70,41 @@ def run(dataset: str, data_dir: str | None, model_cfg: dict, train_cfg: TrainCon
 
     def on_epoch_end(record: dict) -> None:
         history.append(record)
+        last_epoch.update({k: v.detach().clone() for k, v in model.state_dict().items()})
         chart.altair_chart(loss_chart(history), width="stretch")
 
-    finished = failed = False
     try:
         train(model, train_set, test_set, train_cfg, on_step=on_step, on_epoch_end=on_epoch_end)
-        finished = True
     except LatentLabError as exc:
-        failed = True
         st.error(f"Training stopped: {exc}. Nothing was kept; the current model is unchanged.")
-    finally:
-        if history and not failed:  # also runs when a click on Stop interrupts this script run
-            _keep(model, meta, finished, len(history), train_cfg.epochs)
+    except ScriptControlException:  # Stop (a rerun) or the session ending: keep the last completed epoch
+        _keep_stopped(model, meta, last_epoch, train_cfg.epochs, own_test)
+        raise
+    else:
+        _keep(model, meta, "Trained;", own_test)
 
 
-def _keep(model: VAE, meta: dict, finished: bool, done: int, total: int) -> None:
+def _keep_stopped(model: VAE, meta: dict, last_epoch: dict, total: int, test_data: Dataset | None) -> None:
+    if not last_epoch:
+        st.session_state[state.FLASH_WARNING] = NOTHING_KEPT
+        return
+    model.load_state_dict(last_epoch)
+    done = len(meta["history"])
+    _keep(model, meta, f"Stopped after epoch {done} of {total};", test_data)
+
+
+def _keep(model: VAE, meta: dict, word: str, test_data: Dataset | None) -> None:
     model.cpu().eval()
-    state.add_user_model(model, dict(meta, history=list(meta["history"])), "trained")
-    word = "Trained" if finished else f"Stopped after epoch {done} of {total};"
+    state.add_user_model(model, dict(meta, history=list(meta["history"])), "trained", test_data)
     st.session_state[state.FLASH] = f"{word} the new model is now current (only in your session)."
     st.session_state["_trained_at"] = time.time()
+
+
+def test_loss(entry: state.ModelEntry, data: Dataset) -> dict[str, float]:
+    """The model's loss on its test split now (reconstruction, KL, total; nats per image)."""
+    return _test_loss(entry.fingerprint, entry, data)
+
+
+@st.cache_data(ttl=CACHE_TTL_S, max_entries=MAX_ENTRIES, show_spinner="Computing the test loss…")
+def _test_loss(fingerprint: str, _entry: state.ModelEntry, _data: Dataset) -> dict[str, float]:
+    return evaluate(_entry.model, _data.as_float())  # the fingerprint covers the data set and test split

@@ -1,0 +1,93 @@
+"""Stop keeps the last completed epoch; one training run at a time; the public-demo switch."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import torch
+from streamlit.runtime.scriptrunner_utils.exceptions import StopException
+from streamlit.testing.v1 import AppTest
+
+import ui.training
+from vae_core import train as real_train
+
+APP = str(Path(__file__).resolve().parent.parent / "app.py")
+
+
+def open_train_page() -> AppTest:
+    at = AppTest.from_file(APP, default_timeout=120)
+    at.run()
+    at.switch_page("pages/train.py")
+    return at.run()
+
+
+def click_train(at: AppTest, epochs: int = 3) -> AppTest:
+    at.selectbox(key="train_dataset").set_value("digits")
+    at.number_input(key="train_epochs").set_value(epochs)
+    at.number_input(key="train_hidden").set_value(32)
+    at.button[0].click()  # the form's Train button
+    return at.run()
+
+
+def test_stop_mid_epoch_installs_the_last_completed_epoch(monkeypatch) -> None:
+    kept = {}
+
+    def one_epoch_then_stop(model, train_set, test_set, config, on_step=None, on_epoch_end=None):
+        real_train(model, train_set, test_set, dataclasses.replace(config, epochs=1), on_step, on_epoch_end)
+        kept.update({k: v.clone() for k, v in model.state_dict().items()})
+        with torch.no_grad():
+            for p in model.parameters():
+                p.add_(0.5)  # half of epoch 2 happened
+        raise StopException()  # what Streamlit raises at the next st.* call after a click on Stop
+
+    monkeypatch.setattr(ui.training, "train", one_epoch_then_stop)
+    at = click_train(open_train_page())
+    assert not at.exception
+    (entry,) = at.session_state["user_models"].values()
+    assert kept and all(torch.equal(entry.model.state_dict()[k], v) for k, v in kept.items())
+    assert len(entry.meta["history"]) == 1
+    at.run()  # the next run picks the new model and shows what happened
+    assert at.selectbox(key="model").value == entry.id
+    assert "Stopped after epoch 1 of 3" in at.success[0].value
+
+
+def test_stop_during_the_first_epoch_installs_nothing(monkeypatch) -> None:
+    def stop_at_once(model, train_set, test_set, config, on_step=None, on_epoch_end=None):
+        with torch.no_grad():
+            next(model.parameters()).add_(1.0)
+        raise StopException()
+
+    monkeypatch.setattr(ui.training, "train", stop_at_once)
+    at = open_train_page()
+    before = at.selectbox(key="model").value
+    click_train(at)
+    assert not at.exception
+    assert not at.session_state["user_models"]
+    at.run()
+    assert at.selectbox(key="model").value == before
+    assert "before the first epoch finished; nothing was kept" in at.warning[0].value
+
+
+def test_only_one_training_run_at_a_time() -> None:
+    assert ui.training._RUNS.acquire(blocking=False)  # another visitor's run
+    try:
+        at = click_train(open_train_page(), epochs=1)
+    finally:
+        ui.training._RUNS.release()
+    assert not at.exception
+    assert "Another visitor is training" in at.warning[0].value
+    assert not at.session_state["user_models"]
+    at = click_train(at, epochs=1)  # free again: this run trains
+    assert not at.exception and len(at.session_state["user_models"]) == 1
+
+
+def test_the_public_demo_hides_server_folders_and_idx(monkeypatch) -> None:
+    at = open_train_page()
+    assert "idx" in at.selectbox(key="train_dataset").options
+    assert [t for t in at.text_input if t.key == "train_dir"]
+    monkeypatch.setenv(ui.training.PUBLIC_ENV, "1")
+    at = open_train_page()
+    assert not at.exception
+    assert "idx" not in at.selectbox(key="train_dataset").options
+    assert not [t for t in at.text_input if t.key == "train_dir"]
