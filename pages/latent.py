@@ -22,24 +22,21 @@ views.require_test_data(entry)
 method = st.session_state.get(state.PROJECTION, "raw")
 z_dim = entry.model.config.latent_dim
 left, right = st.columns([3, 1.2])
-url = urlstate.restore({"points": int, "prior": int})
-if url.get("points") in views.POINT_CHOICES:
-    st.session_state["points"] = url["points"]
-if url.get("prior") in latent_view.PRIOR_CHOICES:
-    st.session_state["prior_n"] = url["prior"]
+latent_view.restore_url(z_dim)
 with right:
     n = views.points_control()
     params = views.projection_params(method, z_dim)
     layers = latent_view.controls(z_dim, method)
-    urlstate.publish({"points": n, "prior": layers.prior})
+    latent_view.publish_url(n, params, layers)
     urlstate.link_box()
 with left:
-    proj = views.fitted_projection(entry, method, n, params)
-    if proj is not None:
-        chart, frame = latent_view.chart(entry, proj, n, method, params, layers)
+    proj = views.fitted_projection(entry, method, n, params, exact=latent_view.needs_exact(method, layers))
+    built = latent_view.safe_chart(entry, proj, n, method, params, layers) if proj is not None else None
+    if built is not None:
+        chart, frame = built
         st.altair_chart(chart, width="content" if layers.manifold else "stretch")
         st.caption(
-            f"{latent_view.describe(layers, method)} {n} test digits · {entry.label} · "
+            f"{latent_view.describe(layers, method, proj.placement)} {n} test digits · {entry.label} · "
             f"{state.PROJECTION_LABELS[method]}"
         )
         table = frame.drop(columns=["image", "sigma"], errors="ignore")
@@ -58,7 +55,7 @@ with right:
         "to see the cloud the decoder actually trains on."
     )
     st.markdown("#### From Z dimensions to two")
-    st.markdown(teaching.projection_text(method, z_dim))
+    st.markdown(teaching.projection_text(method, z_dim, proj.params if proj is not None else None))
     st.markdown("#### What the clusters mean")
     st.markdown(
         "Digits that look alike get nearby μ, without any label in training: the classes "

@@ -52,19 +52,27 @@ def precomputed(model_id: str, fingerprint: str, _entry: ModelEntry) -> dict[str
 
 
 @st.cache_resource(ttl=CACHE_TTL_S, max_entries=MAX_ENTRIES, show_spinner=False)
-def projection(fingerprint: str, _entry: ModelEntry, method: str, n: int, params: tuple) -> Projection:
+def projection(
+    fingerprint: str, _entry: ModelEntry, method: str, n: int, params: tuple, exact: bool = False
+) -> Projection:
     """The projection of the fixed subset of n test points, as an object that can place new points.
 
     For bundled models with default parameters, t-SNE and UMAP come from the shipped coordinates
     (fitted on the whole test split); new points are then placed by their nearest neighbours.
+    exact=True skips the shipped UMAP coordinates and fits UMAP on the subset, so new points are placed
+    by its own transform (t-SNE has none, so it keeps the shipped ones).
     """
     mu, _ = latents(fingerprint, _entry)
     idx = subset_indices(len(mu), n)
-    if _entry.source == "bundled" and method in ("tsne", "umap") and dict(params) == PRECOMPUTED_METHODS[method]:
+    if _shippable(_entry, method, params) and not (exact and method == "umap"):  # t-SNE has no transform anyway
         shipped = precomputed(_entry.id, fingerprint, _entry).get(method)
         if shipped is not None and len(shipped) == len(mu):
             return Projection(method, shipped[idx], dict(params, precomputed=True), mu[idx])
     return fit_projection(mu[idx], method, **dict(params))
+
+
+def _shippable(entry: ModelEntry, method: str, params: tuple) -> bool:
+    return entry.source == "bundled" and method in ("tsne", "umap") and dict(params) == PRECOMPUTED_METHODS[method]
 
 
 @st.cache_data(ttl=CACHE_TTL_S, max_entries=MAX_ENTRIES, show_spinner=False)

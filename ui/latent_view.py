@@ -2,23 +2,37 @@
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 
 import numpy as np
 import streamlit as st
+import torch
 
+from vae_core import LatentLabError
 from vae_core.analysis import ELLIPSE_VERTICES, sample_posterior, sigma_ellipses
 from vae_core.charts import ellipse_layer, image_layer, latent_scatter, prior_layer
 from vae_core.images import thumbnail_urls
 from vae_core.latents import sample_prior
 from vae_core.projection import Projection
 
-from . import cache, state, views
+from . import cache, state, urlstate, views
 
 MAX_ELLIPSES = 400  # outlines beyond this clutter the plot and slow the browser
 MANIFOLD_SIDE = 12  # decoded images per axis under a Z = 2 scatter
 MANIFOLD_PX = 520  # the chart's size when the manifold is drawn: fixes the image size in data units
 PRIOR_CHOICES = [0, 25, 50, 100, 200]
+DEFAULT_PAGE_SAMPLES = 64  # the Random samples page's default "How many"
+SHOW_MEAN, SHOW_SAMPLED = "its mean μ", "one sampled z ~ N(μ, σ²)"
+PRIOR_SEED_OFFSET = 2**31  # draws beyond the Random samples page's n come from a seed that page never uses
+PLOT_ERRORS = (LatentLabError, ValueError, RuntimeError, MemoryError)  # a projection or transform that fails
+PLACEMENT = {
+    "raw": "placed exactly (the same two coordinates)",
+    "pca": "placed exactly (the same PCA map)",
+    "umap": "placed by the transform of a UMAP fitted on these points",
+    "tsne": "embedded together with the digits in one t-SNE run (t-SNE cannot place new points), "
+    "so the layout differs a little from the view without them",
+}
 
 
 @dataclass(frozen=True)
@@ -32,32 +46,91 @@ class Layers:
 
 
 def controls(latent_dim: int, method: str) -> Layers:
-    sampled = st.radio("Each image is drawn at", ["its mean μ", "one sampled z ~ N(μ, σ²)"], key="show") != "its mean μ"
+    sampled = st.radio("Each image is drawn at", [SHOW_MEAN, SHOW_SAMPLED], key="show") == SHOW_SAMPLED
     sigma = st.toggle("Show σ (the encoder's uncertainty)", key="sigma")
     prior = st.select_slider(
         "Overlay random z ~ N(0, I)",
         PRIOR_CHOICES,
         0,
         key="prior_n",
-        help="The same draws as the Random samples page (its seed and temperature).",
+        help="The first draws of the Random samples page (its number, seed and temperature).",
     )
     manifold = latent_dim == 2 and method == "raw" and st.toggle("Decoded images underneath", key="manifold")
     return Layers(sampled, sigma, prior, manifold)
 
 
-def describe(layers: Layers, method: str) -> str:
+SHOW_CODES = {"mean": SHOW_MEAN, "sampled": SHOW_SAMPLED}  # the radio's choices as short URL values
+
+
+def _show(raw: str) -> str:
+    if raw not in SHOW_CODES:
+        raise ValueError(raw)
+    return SHOW_CODES[raw]
+
+
+def _flag(raw: str) -> bool:
+    if raw not in ("0", "1"):
+        raise ValueError(raw)
+    return raw == "1"
+
+
+# URL key -> (how to parse it, the widget's session key, which values the widget accepts given Z)
+URL_FIELDS = {
+    "points": (int, "points", lambda v, z: v in views.POINT_CHOICES),
+    "prior": (int, "prior_n", lambda v, z: v in PRIOR_CHOICES),
+    "show": (_show, "show", lambda v, z: True),
+    "sigma": (_flag, "sigma", lambda v, z: True),
+    "manifold": (_flag, "manifold", lambda v, z: True),
+    "x": (int, "dim_x", lambda v, z: 0 <= v < z),
+    "y": (int, "dim_y", lambda v, z: 0 <= v < z),
+    "perplexity": (int, "perp", lambda v, z: 5 <= v <= 100),
+    "n_neighbors": (int, "nn", lambda v, z: 2 <= v <= 100),
+    "min_dist": (float, "md", lambda v, z: 0.0 <= v <= 0.99),
+}
+
+
+def restore_url(latent_dim: int) -> None:
+    """Before the controls are drawn: a shared link's settings, where the widgets accept them."""
+    url = urlstate.restore({key: parse for key, (parse, _, _) in URL_FIELDS.items()})
+    for key, value in url.items():
+        _, widget, accepts = URL_FIELDS[key]
+        if accepts(value, latent_dim):
+            st.session_state[widget] = round(value, 2) if isinstance(value, float) else value
+
+
+def publish_url(n: int, params: dict, layers: Layers) -> None:
+    """This view's settings into the URL (the sidebar adds model and projection)."""
+    values = {"points": n, "prior": layers.prior, "show": "sampled" if layers.sampled else "mean"}
+    values |= {"sigma": int(layers.sigma), "manifold": int(layers.manifold)}
+    values |= {k: v for k, v in params.items() if k != "dims"}
+    if "dims" in params:
+        values |= dict(zip(("x", "y"), params["dims"], strict=True))
+    urlstate.publish(values)
+
+
+def needs_exact(method: str, layers: Layers) -> bool:
+    """UMAP's shipped layout has no transform: the prior overlay needs a UMAP fitted here."""
+    return method == "umap" and layers.prior > 0
+
+
+def describe(layers: Layers, method: str, placement: str) -> str:
     what = "one random draw z = μ + σ·ε per image" if layers.sampled else "each image's mean μ"
     parts = [f"On screen: {what}."]
+    if layers.sampled and placement != "exact":
+        parts.append("The draws are placed by their nearest digits' positions (this view cannot map new points).")
     if layers.sigma:
         parts.append(
-            f"Outlines are 1σ ellipses (first {MAX_ELLIPSES} points)."
+            f"Outlines are 1σ ellipses around each μ (first {MAX_ELLIPSES} points)."
             if method == "raw"
             else "Fainter points have larger σ."
         )
     if layers.manifold:
         parts.append("Underneath: the decoder's image for a regular grid of z over the view.")
     if layers.prior:
-        parts.append(f"Black crosses: {layers.prior} random z ~ N(0, I); hover to see what each decodes to.")
+        parts.append(
+            f"Black crosses: {layers.prior} random z ~ N(0, I) from the Random samples page, "
+            f"{PLACEMENT[method]}; hover to see what each decodes to."
+        )
     return " ".join(parts)
 
 
@@ -65,7 +138,9 @@ def chart(entry: state.ModelEntry, proj: Projection, n: int, method: str, params
     """The layered chart and the frame of plotted points (for the CSV download)."""
     mu, logvar = cache.latents(entry.fingerprint, entry)
     idx = cache.subset_indices(len(mu), n)
-    coords = proj.transform(sample_posterior(mu[idx], logvar[idx])) if layers.sampled else proj.embedding
+    prior_z = prior_codes(entry.model.config.latent_dim, layers.prior) if layers.prior else None
+    view, prior_xy = _with_prior(entry, proj, n, params, prior_z)
+    coords = view.transform(sample_posterior(mu[idx], logvar[idx])) if layers.sampled else view.embedding
     sigma = np.exp(0.5 * logvar[idx])
     frame = views.scatter_frame_for(entry, coords, n, sigma.mean(1) if layers.sigma and method != "raw" else None)
     domain = _square_domain(mu) if layers.manifold else None
@@ -73,24 +148,51 @@ def chart(entry: state.ModelEntry, proj: Projection, n: int, method: str, params
     if layers.manifold:
         layered = (_manifold(entry, domain) + layered).properties(width=MANIFOLD_PX, height=MANIFOLD_PX)
     if layers.sigma and method == "raw":
-        dims = list(params["dims"])
         k = min(MAX_ELLIPSES, len(idx))
-        outlines = sigma_ellipses(coords[:k], sigma[:k][:, dims])
+        # q(z|x) is centred on μ: the ellipse stays there even when the dot is a sampled z
+        outlines = sigma_ellipses(view.embedding[:k], sigma[:k][:, list(params["dims"])])
         layered = layered + ellipse_layer(outlines, list(frame["class"][:k]), entry.class_names, ELLIPSE_VERTICES)
-    if layers.prior:
-        layered = layered + _prior(entry, proj, n, method, params, layers.prior)
+    if prior_z is not None:
+        layered = layered + prior_layer(prior_xy, thumbnail_urls(cache.decode_np(entry, prior_z)))
     return layered, frame
 
 
-def _prior(entry: state.ModelEntry, proj: Projection, n: int, method: str, params: dict, k: int):
-    seed, temperature = st.session_state.get("sample_seed", 0), st.session_state.get("temperature", 1.0)
-    z = sample_prior(k, entry.model.config.latent_dim, int(seed), float(temperature)).numpy()
-    if method == "tsne":
-        key = f"{seed}-{temperature}-{k}"
-        _, coords = cache.joint_tsne(entry.fingerprint, entry, n, tuple(sorted(params.items())), z, key)
-    else:
-        coords = proj.transform(z)
-    return prior_layer(coords, thumbnail_urls(cache.decode_np(entry, z)))
+def safe_chart(entry: state.ModelEntry, proj: Projection, n: int, method: str, params: dict, layers: Layers):
+    """chart(), or None after an st.error saying what failed, so the rest of the page keeps working."""
+    try:
+        return chart(entry, proj, n, method, params, layers)
+    except PLOT_ERRORS as exc:
+        st.error(
+            f"Drawing this view failed: {exc}. Turn off the sampled z or the random z overlay, "
+            "or try fewer points or another projection."
+        )
+        return None
+
+
+def prior_codes(latent_dim: int, k: int) -> np.ndarray:
+    """The first k draws of the Random samples page (its n, seed and temperature), (k, Z).
+
+    torch's randn for a shorter n is not a prefix of a longer one, so the page's own n is drawn;
+    any crosses beyond it come from a seed the page never uses.
+    """
+    seed = int(st.session_state.get("sample_seed", 0))
+    temperature = float(st.session_state.get("temperature", 1.0))
+    n_page = int(st.session_state.get("n_samples", DEFAULT_PAGE_SAMPLES))
+    z = sample_prior(n_page, latent_dim, seed, temperature)[:k]
+    if k > n_page:
+        z = torch.cat([z, sample_prior(k - n_page, latent_dim, seed + PRIOR_SEED_OFFSET, temperature)])
+    return z.numpy()
+
+
+def _with_prior(entry: state.ModelEntry, proj: Projection, n: int, params: dict, prior_z: np.ndarray | None):
+    """The view the points are drawn in and the prior codes' places in it (both from one fit)."""
+    if prior_z is None:
+        return proj, None
+    if proj.method != "tsne":
+        return proj, proj.transform(prior_z)
+    key = hashlib.sha1(prior_z.tobytes()).hexdigest()
+    data_xy, prior_xy = cache.joint_tsne(entry.fingerprint, entry, n, tuple(sorted(params.items())), prior_z, key)
+    return Projection("tsne", data_xy, dict(params, joint=True), proj.latents), prior_xy
 
 
 def _square_domain(mu: np.ndarray) -> tuple[float, float]:

@@ -26,6 +26,8 @@ def projection_params(method: str, latent_dim: int, key: str = "") -> dict:
         c1, c2 = st.columns(2)
         d0 = c1.number_input("x axis: latent dim", 0, latent_dim - 1, 0, key=f"{key}dim_x")
         d1 = c2.number_input("y axis: latent dim", 0, latent_dim - 1, 1, key=f"{key}dim_y")
+        if d0 == d1:
+            st.warning("x and y are the same latent dimension, so every point falls on the diagonal. Pick two.")
         return {"dims": (int(d0), int(d1))}
     with st.expander(f"{state.PROJECTION_LABELS[method]} parameters"):
         if method == "tsne":
@@ -53,8 +55,13 @@ def require_test_data(entry: state.ModelEntry):
         st.stop()
 
 
-def fitted_projection(entry: state.ModelEntry, method: str, n: int, params: dict) -> Projection | None:
-    """Run (or fetch from cache) the projection; on failure show why and return None."""
+def fitted_projection(
+    entry: state.ModelEntry, method: str, n: int, params: dict, exact: bool = False
+) -> Projection | None:
+    """Run (or fetch from cache) the projection; on failure show why and return None.
+
+    exact=True: a projection that maps new points itself where the method can (see cache.projection).
+    """
     if entry.model.config.latent_dim < 2:
         st.warning(
             "This model has a single latent dimension (Z = 1): there is no second axis to plot, "
@@ -64,7 +71,7 @@ def fitted_projection(entry: state.ModelEntry, method: str, n: int, params: dict
     label = state.PROJECTION_LABELS[method]
     try:
         with st.spinner(f"Running {label} on {n} points (first time only; cached after)…"):
-            return cache.projection(entry.fingerprint, entry, method, n, tuple(sorted(params.items())))
+            return cache.projection(entry.fingerprint, entry, method, n, tuple(sorted(params.items())), exact)
     except (LatentLabError, ValueError, RuntimeError, MemoryError) as exc:
         st.error(f"{label} failed on these points: {exc}. Try fewer points or another projection.")
         return None

@@ -1,0 +1,231 @@
+"""Latent page (AppTest): σ and sampled z, the prior overlay in every projection, errors, the URL."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import io
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pytest
+from PIL import Image
+from streamlit.testing.v1 import AppTest
+
+from vae_core.latents import sample_prior
+
+APP = str(Path(__file__).resolve().parent.parent / "app.py")
+TIMEOUT = 180  # the first t-SNE / UMAP call pays for imports and numba compilation
+POINTS = 200  # small inputs keep each test a few seconds
+
+
+def open_latent(query: dict | None = None, state: dict | None = None) -> AppTest:
+    """A fresh visitor on the latent page with this URL query and session state."""
+    at = AppTest.from_file(APP, default_timeout=TIMEOUT)
+    for key, value in (query or {}).items():
+        at.query_params[key] = value
+    for key, value in {"points": POINTS, **(state or {})}.items():
+        at.session_state[key] = value
+    at.run()
+    at.switch_page("pages/latent.py")
+    return at.run()
+
+
+def layers(at: AppTest) -> list[tuple[dict, pd.DataFrame]]:
+    """(spec, data) of each layer of the page's first chart; a plain chart is one layer."""
+    chart = at.get("vega_lite_chart")[0]
+    data = {d.name: pa.ipc.open_stream(d.data.data).read_all().to_pandas() for d in chart.proto.datasets}
+    spec = json.loads(chart.proto.spec)
+    parts = spec.get("layer", [spec])
+    return [(part, data[part["data"]["name"]]) for part in parts]
+
+
+def layer(at: AppTest, mark: str) -> tuple[dict, pd.DataFrame]:
+    found = [(spec, frame) for spec, frame in layers(at) if spec["mark"]["type"] == mark]
+    assert len(found) == 1, [spec["mark"] for spec, _ in layers(at)]
+    return found[0]
+
+
+def xy(frame: pd.DataFrame) -> np.ndarray:
+    return frame[["x", "y"]].to_numpy()
+
+
+def on_screen(at: AppTest) -> str:
+    return next(c.value for c in at.caption if c.value.startswith("On screen:"))
+
+
+def assert_clean(at: AppTest) -> None:
+    assert not at.exception, [e.value for e in at.exception]
+    assert not at.error, [e.value for e in at.error]
+
+
+def current_entry():
+    from ui import state
+
+    return state.get_entry("mnist-vae-z2")
+
+
+# --- σ, sampled z, manifold, tooltip ---------------------------------------------------------------------------
+
+
+def test_sampled_z_moves_the_points_but_the_ellipses_stay_on_mu() -> None:
+    mean = open_latent(state={"sigma": True})
+    sampled = open_latent(state={"sigma": True, "show": "one sampled z ~ N(μ, σ²)"})
+    assert_clean(mean)
+    assert_clean(sampled)
+    mu_xy, z_xy = xy(layer(mean, "circle")[1]), xy(layer(sampled, "circle")[1])
+    assert not np.allclose(mu_xy, z_xy), "a sampled z is not its mean"
+    _, outlines = layer(sampled, "line")
+    ring = outlines[outlines["order"] < outlines["order"].max()]  # the last vertex closes the ring: drop it
+    centres = ring.groupby("point")[["x", "y"]].mean().to_numpy()  # evenly spaced round the ring: the centre
+    np.testing.assert_allclose(centres, mu_xy[: len(centres)], atol=1e-4)  # q(z|x) is centred on μ
+    assert on_screen(mean) != on_screen(sampled)
+    assert "mean μ" in on_screen(mean) and "random draw" in on_screen(sampled)
+
+
+def test_sigma_in_a_projection_is_opacity() -> None:
+    at = open_latent({"projection": "pca"}, {"sigma": True})
+    assert_clean(at)
+    spec, frame = layer(at, "circle")
+    assert spec["encoding"]["opacity"]["field"] == "sigma" and (frame["sigma"] > 0).all()
+    assert not [s for s, _ in layers(at) if s["mark"]["type"] == "line"], "no ellipses outside the raw view"
+
+
+def test_manifold_draws_decoded_images_under_the_z2_scatter() -> None:
+    without, with_images = open_latent(), open_latent(state={"manifold": True})
+    assert_clean(with_images)
+    assert not [s for s, _ in layers(without) if s["mark"]["type"] == "image"]
+    spec, frame = layer(with_images, "image")
+    assert spec["encoding"]["url"]["field"] == "url" and len(frame) > 1
+    assert "Underneath" in on_screen(with_images)
+
+
+def test_tooltip_shows_the_digit_beside_its_reconstruction() -> None:
+    at = open_latent()
+    _, frame = layer(at, "circle")
+    url = frame["image"].iloc[0]
+    image = Image.open(io.BytesIO(base64.b64decode(url.split(",", 1)[1])))
+    width = 28  # MNIST
+    assert image.size == (2 * width + 2, width)  # digit, a 2-pixel bar, reconstruction
+
+
+# --- the prior overlay ---------------------------------------------------------------------------------------
+
+
+def test_prior_crosses_are_the_random_samples_pages_draws() -> None:
+    at = open_latent(state={"prior_n": 25, "sample_seed": 5, "temperature": 0.5})  # that page's default n: 64
+    assert_clean(at)
+    page = sample_prior(64, 2, 5, 0.5).numpy()
+    np.testing.assert_allclose(xy(layer(at, "point")[1]), page[:25], atol=1e-6)
+
+
+def test_more_crosses_than_samples_start_with_all_the_pages_samples() -> None:
+    at = open_latent(state={"prior_n": 25, "n_samples": 16, "sample_seed": 5})
+    assert_clean(at)
+    crosses = xy(layer(at, "point")[1])
+    assert len(crosses) == 25
+    np.testing.assert_allclose(crosses[:16], sample_prior(16, 2, 5).numpy(), atol=1e-6)
+    assert "transform" not in on_screen(at) and "placed exactly" in on_screen(at)
+
+
+def test_tsne_prior_overlay_draws_points_and_crosses_from_one_fit() -> None:
+    from ui import cache
+
+    at = open_latent({"projection": "tsne"}, {"prior_n": 25})
+    assert_clean(at)
+    z = sample_prior(64, 2, 0).numpy()[:25]
+    entry = current_entry()
+    data_xy, prior_xy = cache.joint_tsne(  # the cached joint fit the page asked for
+        entry.fingerprint, entry, POINTS, (("perplexity", 30),), z, hashlib.sha1(z.tobytes()).hexdigest()
+    )
+    np.testing.assert_allclose(xy(layer(at, "circle")[1]), data_xy, atol=1e-5)
+    np.testing.assert_allclose(xy(layer(at, "point")[1]), prior_xy, atol=1e-5)
+    assert "embedded together" in on_screen(at)
+
+
+@pytest.mark.slow
+def test_umap_prior_overlay_is_placed_by_transform() -> None:
+    from ui import cache
+
+    at = open_latent({"projection": "umap"}, {"prior_n": 25})
+    assert_clean(at)
+    entry, params = current_entry(), (("min_dist", 0.1), ("n_neighbors", 15))
+    assert cache.projection(entry.fingerprint, entry, "umap", POINTS, params).placement == "nearest neighbours"
+    exact = cache.projection(entry.fingerprint, entry, "umap", POINTS, params, exact=True)
+    assert exact.placement == "exact"
+    np.testing.assert_allclose(xy(layer(at, "circle")[1]), exact.embedding, atol=1e-5)
+    z = sample_prior(64, 2, 0).numpy()[:25]
+    np.testing.assert_allclose(xy(layer(at, "point")[1]), exact.transform(z), atol=1e-3)
+    assert "UMAP's transform" in on_screen(at) or "transform of a UMAP" in on_screen(at)
+
+
+# --- failures and bad settings ------------------------------------------------------------------------------
+
+
+def test_a_failing_transform_shows_an_error_and_the_page_keeps_working(monkeypatch) -> None:
+    from vae_core.projection import Projection
+
+    def broken(self, new):
+        raise RuntimeError("transform exploded")
+
+    monkeypatch.setattr(Projection, "transform", broken)
+    at = open_latent({"projection": "pca"}, {"prior_n": 25})
+    assert not at.exception, [e.value for e in at.exception]
+    assert any("transform exploded" in e.value for e in at.error)
+    assert any("What the clusters mean" in m.value for m in at.markdown), "the rest of the page is drawn"
+
+
+def test_the_same_dimension_on_both_axes_warns() -> None:
+    at = open_latent({"model": "mnist-vae-z20"}, {"dim_x": 3, "dim_y": 3})
+    assert not at.exception
+    assert any("same latent dimension" in w.value for w in at.warning)
+
+
+# --- the URL ----------------------------------------------------------------------------------------------
+
+
+def test_a_link_reopens_the_same_dimensions_and_layers() -> None:
+    query = {"model": "mnist-vae-z20", "projection": "raw", "x": "3", "y": "7", "show": "sampled", "sigma": "1"}
+    at = open_latent(query)
+    assert_clean(at)
+    assert at.number_input(key="dim_x").value == 3 and at.number_input(key="dim_y").value == 7
+    assert at.radio(key="show").index == 1 and at.toggle(key="sigma").value
+    spec, _ = layer(at, "circle")
+    assert "latent dim 3" in spec["encoding"]["x"]["title"] and "latent dim 7" in spec["encoding"]["y"]["title"]
+    assert (at.query_params["x"], at.query_params["y"], at.query_params["show"]) == ("3", "7", "sampled")
+
+
+def test_a_link_keeps_the_projection_parameters_and_ignores_bad_values() -> None:
+    at = open_latent({"projection": "tsne", "perplexity": "10", "x": "99", "show": "both"})
+    assert_clean(at)
+    assert at.slider(key="perp").value == 10 and at.query_params["perplexity"] == "10"
+    assert at.radio(key="show").index == 0  # an unknown mode keeps the default
+
+
+def test_changing_a_control_updates_the_link() -> None:
+    at = open_latent()
+    at.toggle(key="manifold").set_value(True).run()
+    assert at.query_params["manifold"] == "1"
+
+
+# --- teaching text ----------------------------------------------------------------------------------------
+
+
+def test_pca_text_gives_the_variance_share_and_no_false_promise() -> None:
+    at = open_latent({"model": "mnist-vae-z20", "projection": "pca"})
+    assert_clean(at)
+    text = next(m.value for m in at.markdown if m.value.startswith("**PCA**"))
+    assert "of the variance" in text and "distances can only shrink" in text
+    assert "big distances" not in text
+    share = int(text.split("hold ")[1].split("%")[0])
+    assert 5 <= share <= 40  # two of twenty dimensions: a small share
+
+
+def test_tsne_text_does_not_say_clusters_are_real() -> None:
+    from ui import teaching
+
+    text = teaching.projection_text("tsne", 20)
+    assert "Clusters are real" not in text and "split or merge" in text and "mean little" in text
