@@ -6,9 +6,14 @@ require_app()  # before anything is drawn: see ui/shell.py
 
 import streamlit as st
 
-from ui import state
+from ui import state, teaching
 
 st.title("latent-lab: what does a VAE learn?")
+st.markdown(
+    "**What am I looking at?** The start page: what this app shows, and one link per page. "
+    "Every page works on the model picked in the sidebar."
+)
+teaching.expander()
 st.markdown(
     "A variational autoencoder squeezes each 28 x 28 digit (784 numbers) into a few latent numbers, "
     "and learns to draw digits back from them. "
@@ -34,13 +39,3 @@ for row in range(0, len(PAGES), 4):
     for col, (path, label, icon, blurb) in zip(st.columns(4), PAGES[row : row + 4], strict=False):
         col.page_link(path, label=label, icon=icon)
         col.caption(blurb)
-with st.expander("What exactly is plotted in those clustered scatter plots?"):
-    st.markdown(
-        "The encoder maps one image to a **Gaussian** over the latent space: a mean vector μ and a "
-        "variance vector σ², Z numbers each, so 2Z numbers per image. A point in the scatter is the "
-        "**mean μ** only: σ is a spread, not a position. When Z = 2, μ is plotted directly; when "
-        "Z > 2, μ is first projected to two dimensions (PCA, t-SNE or UMAP), which keeps some "
-        "structure and distorts the rest. Random samples bypass the encoder entirely: they decode "
-        "z ~ N(0, I). The KL term of the loss pulls every image's Gaussian toward N(0, I), which is "
-        "why those random z decode to digits and why the path between two digits stays digit-like."
-    )

@@ -193,3 +193,14 @@ def test_a_latent_link_restores_points_and_prior_overlay() -> None:
     assert chart_rows(at) == [500]
     assert at.select_slider(key="prior_n").value == 25
     assert len(json.loads(at.get("vega_lite_chart")[0].proto.spec)["layer"]) == 2  # points + prior crosses
+
+
+TEACHING_PAGES = ["pages/home.py", "pages/samples.py", "pages/compare.py", "pages/digit.py", "pages/dimensions.py"]
+
+
+@pytest.mark.parametrize("page", TEACHING_PAGES)
+def test_page_opens_with_the_short_answer_and_the_longer_one(page: str) -> None:
+    at = open_page(page, state={"n_samples": 16})
+    assert_clean(at)
+    assert at.main.markdown[0].value.startswith("**What am I looking at?**")
+    assert any(e.label.startswith("The longer answer") for e in at.main.expander)
