@@ -1,26 +1,38 @@
-"""latent-lab: what a variational autoencoder learns, on four pages. Run: streamlit run app.py"""
+"""latent-lab: what a variational autoencoder learns, on four pages. Run: streamlit run app.py
+
+`streamlit run app.py` imports this file once to find `app` (an st.App whose lifespan starts
+importing the heavy packages at server start: ui/preload.py), then runs it as the script of every
+visit, where `__name__ == "__main__"`: page config, navigation, the shared sidebar, the page.
+"""
 
 import streamlit as st
 
-from ui import shell, sidebar, warmup
+from ui import preload
 
-warmup.configure_numba_cache()  # before anything imports numba (a deep link may ask for UMAP first)
-st.set_page_config(page_title="latent-lab: what a VAE learns", page_icon=":material/explore:", layout="wide")
+if __name__ != "__main__":  # imported by `streamlit run` to start the server
+    app = st.App("app.py", lifespan=preload.lifespan)
+else:  # a visit (or AppTest)
+    preload.wait()  # never import torch & co. at the same time as the preload thread
 
-pages = [
-    st.Page("pages/home.py", title="Start here", icon=":material/explore:", default=True),
-    st.Page("pages/train.py", title="Train or load a model", icon=":material/model_training:", url_path="train"),
-    st.Page("pages/latent.py", title="Latent space", icon=":material/scatter_plot:", url_path="latent"),
-    st.Page("pages/samples.py", title="Random samples", icon=":material/casino:", url_path="samples"),
-    st.Page("pages/interpolate.py", title="Interpolation", icon=":material/swap_horiz:", url_path="interpolate"),
-    st.Page("pages/compare.py", title="VAE vs autoencoder", icon=":material/compare:", url_path="compare"),
-    st.Page("pages/digit.py", title="Your own digit", icon=":material/draw:", url_path="digit"),
-    st.Page("pages/dimensions.py", title="Latent dimensions", icon=":material/tune:", url_path="dimensions"),
-]
-try:
-    with shell.app_run():
-        pg = st.navigation(pages)
-        sidebar.render()
-        pg.run()
-finally:
-    warmup.start_background_warmup()  # after the first page is drawn: it must not slow that page down
+    from ui import shell, sidebar, warmup
+
+    warmup.configure_numba_cache()  # before anything imports numba (a deep link may ask for UMAP first)
+    st.set_page_config(page_title="latent-lab: what a VAE learns", page_icon=":material/explore:", layout="wide")
+
+    pages = [
+        st.Page("pages/home.py", title="Start here", icon=":material/explore:", default=True),
+        st.Page("pages/train.py", title="Train or load a model", icon=":material/model_training:", url_path="train"),
+        st.Page("pages/latent.py", title="Latent space", icon=":material/scatter_plot:", url_path="latent"),
+        st.Page("pages/samples.py", title="Random samples", icon=":material/casino:", url_path="samples"),
+        st.Page("pages/interpolate.py", title="Interpolation", icon=":material/swap_horiz:", url_path="interpolate"),
+        st.Page("pages/compare.py", title="VAE vs autoencoder", icon=":material/compare:", url_path="compare"),
+        st.Page("pages/digit.py", title="Your own digit", icon=":material/draw:", url_path="digit"),
+        st.Page("pages/dimensions.py", title="Latent dimensions", icon=":material/tune:", url_path="dimensions"),
+    ]
+    try:
+        with shell.app_run():
+            pg = st.navigation(pages)
+            sidebar.render()
+            pg.run()
+    finally:
+        warmup.start_background_warmup()  # after the first page is drawn: it must not slow that page down

@@ -45,6 +45,8 @@ def _run() -> None:
 
 def _warm() -> None:
     import numpy as np
+    import sklearn.decomposition  # noqa: F401
+    import sklearn.neighbors  # noqa: F401
 
     from vae_core.projection import fit_projection
 
@@ -56,12 +58,12 @@ def _warm() -> None:
 @st.cache_resource(show_spinner=False)
 def start_background_warmup() -> threading.Thread:
     """Once per server process: a daemon thread compiles UMAP (and loads openTSNE) while visitors read."""
-    # Import what both threads need here first: two threads importing the same packages at once
-    # (sklearn -> narwhals, pandas, altair) can deadlock on Python's per-module import locks.
+    # Two threads importing the same packages at once (sklearn -> narwhals, pandas, altair) can
+    # deadlock on Python's per-module import locks: the shared ones are imported here first (at once,
+    # they are already loaded by ui/preload.py or the page); scikit-learn itself, about a second of
+    # imports, is left to the thread so it never delays the first page.
     import altair  # noqa: F401
     import pandas  # noqa: F401
-    import sklearn.decomposition  # noqa: F401
-    import sklearn.neighbors  # noqa: F401
 
     thread = threading.Thread(target=_run, name="latent-lab-warmup", daemon=True)
     if os.environ.get("LATENT_LAB_WARMUP", "1") != "0":  # the test suite turns it off to save CPU

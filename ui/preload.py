@@ -1,0 +1,81 @@
+"""Get the server ready for its first visitor as soon as it starts, not when the visitor arrives.
+
+`streamlit run app.py` finds the `st.App` in app.py and starts it with this module's `lifespan`, which
+imports, in a background thread, what every page needs (torch, torchvision, altair, pandas and the
+project's own modules: about 4 s of CPU on two cores) while the visitor's browser is still loading
+Streamlit's front end. Script runs call `wait()` first, so a page never imports those packages at the
+same time as this thread (two threads importing the same packages can deadlock on Python's
+per-module import locks). This module imports only the standard library: app.py imports it first.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib
+import logging
+import threading
+from collections.abc import AsyncIterator
+
+__all__ = ["FIRST_PAGE_MODULES", "lifespan", "start", "wait"]
+
+# What the pages import at module level, heaviest first. Optional ones (the projection libraries)
+# are left to ui/warmup.py, which runs after the first page is drawn.
+FIRST_PAGE_MODULES = (
+    "torch",
+    "torchvision",
+    "pandas",
+    "altair",
+    "PIL.Image",
+    "vae_core",
+    "vae_core.charts",
+    "vae_core.images",
+    "vae_core.analysis",
+    "vae_core.precompute",
+    "ui.state",
+    "ui.cache",
+    "ui.views",
+    "ui.sidebar",
+    "ui.latent_view",
+    "ui.interp_view",
+    "ui.digit_view",
+    "ui.training",
+    "ui.teaching",
+    "ui.urlstate",
+    "ui.warmup",
+)
+WAIT_TIMEOUT_S = 120.0  # a stuck import must not hang every visitor forever
+_done = threading.Event()
+_started = threading.Event()
+_log = logging.getLogger(__name__)
+
+
+def _import_all() -> None:
+    try:
+        for name in FIRST_PAGE_MODULES:
+            try:
+                importlib.import_module(name)
+            except Exception as exc:  # a failing import shows up, with its traceback, on the page that needs it
+                _log.warning("preload: importing %s failed: %s", name, exc)
+    finally:
+        _done.set()
+
+
+def start() -> None:
+    """Start the import thread once per process (later calls do nothing)."""
+    if _started.is_set():
+        return
+    _started.set()
+    threading.Thread(target=_import_all, name="latent-lab-preload", daemon=True).start()
+
+
+def wait(timeout_s: float = WAIT_TIMEOUT_S) -> None:
+    """Block until the preload is over; returns at once when no preload was started (tests, AppTest)."""
+    if _started.is_set():
+        _done.wait(timeout_s)
+
+
+@contextlib.asynccontextmanager
+async def lifespan(_app: object) -> AsyncIterator[None]:
+    """st.App's lifespan: start importing at server start; nothing to clean up at shutdown."""
+    start()
+    yield
