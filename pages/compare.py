@@ -8,7 +8,7 @@ from functools import partial
 
 import streamlit as st
 
-from ui import cache, state, teaching, views
+from ui import cache, state, teaching, urlstate, views
 from vae_core.charts import prior_layer
 from vae_core.images import thumbnail_urls, to_pil_grid, to_png_bytes
 from vae_core.latents import sample_prior
@@ -30,7 +30,12 @@ if missing:
     st.error(f"The bundled models {', '.join(missing)} are missing; rebuild them with bash models/make.sh.")
     st.stop()
 
+url = urlstate.restore({"seed": int})
+if 0 <= url.get("seed", -1) < 2**31:
+    st.session_state["compare_seed"] = url["seed"]
 seed = int(st.number_input("Seed for the random z", 0, 2**31 - 1, 0, key="compare_seed"))
+urlstate.publish({"seed": seed})
+urlstate.link_box()
 z = sample_prior(SAMPLES, 2, seed).numpy()
 columns = st.columns(2)
 for col, (name, model_id) in zip(columns, PAIR.items(), strict=True):

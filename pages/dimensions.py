@@ -40,6 +40,7 @@ c1, c2 = st.columns(2)
 digit = int(c1.number_input("Base digit (test index)", 0, len(data) - 1, 0, key="trav_digit"))
 steps = c2.slider("Steps per row", 5, 15, 9, key="trav_steps")
 urlstate.publish({"digit": digit, "steps": steps})
+urlstate.link_box()
 
 active = kl > ACTIVE_KL_NATS
 frame = pd.DataFrame(

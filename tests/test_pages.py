@@ -204,3 +204,27 @@ def test_page_opens_with_the_short_answer_and_the_longer_one(page: str) -> None:
     assert_clean(at)
     assert at.main.markdown[0].value.startswith("**What am I looking at?**")
     assert any(e.label.startswith("The longer answer") for e in at.main.expander)
+
+
+def test_a_compare_link_reopens_the_same_seed() -> None:
+    at = open_page("pages/compare.py", query={"seed": "7"})
+    assert_clean(at)
+    assert at.number_input(key="compare_seed").value == 7
+    at.number_input(key="compare_seed").set_value(12).run()
+    assert at.query_params["seed"] == "12"
+
+
+@pytest.mark.parametrize(
+    ("page", "query"),
+    [
+        ("pages/samples.py", "n=16&seed=3&t=1.0"),
+        ("pages/compare.py", "seed=3"),
+        ("pages/dimensions.py", "digit=3&steps=9"),
+    ],
+)
+def test_page_offers_a_link_to_this_view(page: str, query: str) -> None:
+    params = dict(pair.split("=") for pair in query.split("&"))
+    at = open_page(page, query=params, state={"n_samples": 16})
+    assert_clean(at)
+    links = [set(c.value.split("?")[-1].split("&")) for c in at.main.code]
+    assert {*query.split("&"), "model=mnist-vae-z2", "projection=raw"} in links, links
