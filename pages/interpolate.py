@@ -74,8 +74,8 @@ g1, g2 = st.columns(2)
 g1.altair_chart(step_chart(paths.table, "norm", "|z| along the path"), width="stretch")
 g2.altair_chart(step_chart(paths.table, "nearest", "distance to nearest test μ"), width="stretch")
 st.caption(
-    f"Typical draws from N(0, I) have |z| ≈ √Z = {np.sqrt(mu.shape[1]):.1f}. A bump on the right means "
-    "the path leaves the region where test digits' codes lie."
+    f"|z| of each step (left); on the right, its distance to the nearest of the {len(mu)} test digits' μ, "
+    "0 at both ends. A bump means the path leaves the region where test digits' codes lie."
 )
 
 method = st.session_state.get(state.PROJECTION, "raw")
@@ -84,17 +84,12 @@ with right:
     n = views.points_control("interp_points")
     params = views.projection_params(method, entry.model.config.latent_dim, key="interp_")
 with left:
-    proj = views.fitted_projection(entry, method, n, params)
+    proj = views.fitted_projection(entry, method, n, params, exact=True)  # UMAP: fitted here, for its transform
     if proj is not None:
         coords = proj.transform(paths.codes[mode])
         layer = views.path_layer(coords, thumbnail_urls(paths.images[mode]))
         st.altair_chart(views.scatter_chart(entry, proj, n, method, params) + layer, width="stretch")
-        where = (
-            "exactly (the projection maps new points)"
-            if proj.placement == "exact"
-            else "by its 10 nearest test digits in latent space (this view cannot map new points), so "
-            "each step sits at the weighted mean of its neighbours' positions"
-        )
+        where = interp_view.placement_text(method, proj.placement)
         st.caption(f"The black {interp_view.MODE_LABELS[mode]} path is placed {where}.")
 with right:
     st.markdown("#### Why the middle looks like a digit")
@@ -104,8 +99,4 @@ with right:
         "A walk between two codes stays inside that cloud."
     )
     st.markdown("#### What slerp changes")
-    st.markdown(
-        "In many dimensions, typical draws from N(0, I) have norm ≈ √Z, and the middle of a "
-        "straight line is shorter than either end. Slerp turns along the sphere instead, so every "
-        "step keeps a typical norm: compare the two |z| curves."
-    )
+    st.markdown(teaching.slerp_text(entry.model.config.latent_dim))

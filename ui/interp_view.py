@@ -11,6 +11,7 @@ import torch
 
 from vae_core.analysis import nearest_rows
 from vae_core.latents import INTERPOLATION_MODES, interpolate
+from vae_core.projection import KNN_PLACE_K
 
 from . import cache, state
 
@@ -62,3 +63,13 @@ def strip(data, entry: state.ModelEntry, mu: np.ndarray, i0: int, i1: int, decod
     originals = data.as_float()[[i0, i1]]
     recon = cache.decode_np(entry, mu[[i0, i1]])
     return torch.cat([originals[:1], recon[:1], decoded, recon[1:], originals[1:]])
+
+
+def placement_text(method: str, placement: str) -> str:
+    """How the path's steps are put into the current view, in words for the caption."""
+    if placement != "exact":
+        return (
+            f"by its {KNN_PLACE_K} nearest test digits in latent space (this view cannot map new points), "
+            "so each step sits at the weighted mean of its neighbours' positions"
+        )
+    return "by the transform of a UMAP fitted on these points" if method == "umap" else "exactly (the same map)"

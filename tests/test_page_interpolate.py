@@ -1,0 +1,126 @@
+"""Interpolation page (AppTest): |z| and distance-to-data along each path, the path over the scatter, the text."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pytest
+from streamlit.testing.v1 import AppTest
+
+APP = str(Path(__file__).resolve().parent.parent / "app.py")
+TIMEOUT = 180  # the first UMAP call pays for numba compilation
+POINTS = 200  # small inputs keep each test a few seconds
+STEPS = 5
+
+
+def open_interpolation(query: dict | None = None, state: dict | None = None) -> AppTest:
+    at = AppTest.from_file(APP, default_timeout=TIMEOUT)
+    for key, value in (query or {}).items():
+        at.query_params[key] = value
+    for key, value in {"interp_points": POINTS, "steps": STEPS, **(state or {})}.items():
+        at.session_state[key] = value
+    at.run()
+    at.switch_page("pages/interpolate.py")
+    return at.run()
+
+
+def flat_layers(spec: dict, data: dict | None = None) -> list[dict]:
+    """Every leaf view of a (possibly nested) layered spec, in drawing order, with the data it inherits."""
+    data = spec.get("data", data)
+    if "layer" in spec:
+        return [leaf for part in spec["layer"] for leaf in flat_layers(part, data)]
+    return [{**spec, "data": data}]
+
+
+def charts(at: AppTest) -> list[list[tuple[dict, pd.DataFrame]]]:
+    """Per chart on the page: (spec, data) of each leaf layer."""
+    out = []
+    for chart in at.get("vega_lite_chart"):
+        data = {d.name: pa.ipc.open_stream(d.data.data).read_all().to_pandas() for d in chart.proto.datasets}
+        out.append([(leaf, data[leaf["data"]["name"]]) for leaf in flat_layers(json.loads(chart.proto.spec))])
+    return out
+
+
+def step_data(at: AppTest, field: str) -> pd.DataFrame:
+    found = [frame for (spec, frame), *_ in charts(at) if spec["encoding"]["y"]["field"] == field]
+    assert len(found) == 1, f"one chart of {field}"
+    return found[0]
+
+
+def path_chart(at: AppTest) -> list[tuple[dict, pd.DataFrame]]:
+    return charts(at)[-1]
+
+
+def assert_clean(at: AppTest) -> None:
+    assert not at.exception, [e.value for e in at.exception]
+    assert not at.error, [e.value for e in at.error]
+
+
+def test_norm_and_nearest_distance_are_charted_for_both_paths() -> None:
+    at = open_interpolation()
+    assert_clean(at)
+    norms, nearest = step_data(at, "norm"), step_data(at, "nearest")
+    assert set(norms["path"]) == set(nearest["path"]) == {"linear", "spherical (slerp)"}
+    assert len(norms) == len(nearest) == 2 * STEPS and (norms["norm"] > 0).all()
+    ends = nearest[nearest["step"].isin([0, STEPS - 1])]
+    assert len(ends) == 4 and (ends["nearest"] < 1e-5).all(), "both ends are test digits' μ"
+    assert nearest["nearest"].max() > 1e-3, "the inside of a path is not on a test digit"
+
+
+def test_the_path_is_drawn_over_the_scatter_from_one_mu_to_the_other() -> None:
+    from ui import cache, state
+
+    at = open_interpolation(state={"how_A": "by test index", "idx_A": 3, "how_B": "by test index", "idx_B": 10})
+    assert_clean(at)
+    layers = path_chart(at)
+    marks = [spec["mark"]["type"] for spec, _ in layers]
+    assert marks[0] == "circle" and len(layers[0][1]) == POINTS, "the scatter first, underneath"
+    line = next(frame for spec, frame in layers[1:] if spec["mark"]["type"] == "line")
+    assert len(line) == STEPS
+    entry = state.get_entry("mnist-vae-z2")
+    mu, _ = cache.latents(entry.fingerprint, entry)
+    path = line.sort_values("step")[["x", "y"]].to_numpy()
+    np.testing.assert_allclose(path[[0, -1]], mu[[3, 10]], atol=1e-5)  # raw Z = 2: exact
+    assert any("placed exactly" in c.value for c in at.caption), [c.value for c in at.caption]
+
+
+@pytest.mark.slow
+def test_under_umap_the_path_is_placed_by_transform() -> None:
+    from ui import cache, state
+
+    at = open_interpolation({"projection": "umap"}, {"how_A": "by test index", "idx_A": 3, "how_B": "by test index",
+                                                     "idx_B": 10})  # fmt: skip
+    assert_clean(at)
+    entry = state.get_entry("mnist-vae-z2")
+    proj = cache.projection(entry.fingerprint, entry, "umap", POINTS, (("min_dist", 0.1), ("n_neighbors", 15)), True)
+    assert proj.placement == "exact"
+    layers = path_chart(at)
+    np.testing.assert_allclose(layers[0][1][["x", "y"]].to_numpy(), proj.embedding, atol=1e-5)
+    mu, _ = cache.latents(entry.fingerprint, entry)
+    line = next(frame for spec, frame in layers[1:] if spec["mark"]["type"] == "line").sort_values("step")
+    np.testing.assert_allclose(line[["x", "y"]].to_numpy()[[0, -1]], proj.transform(mu[[3, 10]]), atol=1e-3)
+    assert any("transform of a UMAP" in c.value for c in at.caption)
+
+
+def test_slerp_text_says_it_matters_little_at_z2() -> None:
+    at = open_interpolation()
+    assert_clean(at)
+    text = " ".join(m.value for m in at.markdown) + " ".join(c.value for c in at.caption)
+    assert "matters little" in text and "≈ √Z" not in text
+
+
+def test_slerp_text_says_norms_concentrate_at_z20() -> None:
+    at = open_interpolation({"model": "mnist-vae-z20"})
+    assert_clean(at)
+    text = next(m.value for m in at.markdown if "Slerp" in m.value)
+    assert "this matters" in text and "√Z = 4.5" in text and "between 3.1 and 5.8" in text
+
+
+def test_under_tsne_the_caption_says_the_path_is_placed_by_neighbours() -> None:
+    at = open_interpolation({"projection": "tsne"})
+    assert_clean(at)
+    assert any("nearest test digits" in c.value and "cannot map new points" in c.value for c in at.caption)
