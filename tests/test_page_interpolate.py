@@ -124,3 +124,9 @@ def test_under_tsne_the_caption_says_the_path_is_placed_by_neighbours() -> None:
     at = open_interpolation({"projection": "tsne"})
     assert_clean(at)
     assert any("nearest test digits" in c.value and "cannot map new points" in c.value for c in at.caption)
+
+
+def test_longer_answer_says_slerp_matters_little_at_z2() -> None:
+    from ui import teaching
+
+    assert "concentrates near √Z" in teaching.LONG_ANSWER and "With Z = 2 it matters little" in teaching.LONG_ANSWER

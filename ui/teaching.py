@@ -80,10 +80,11 @@ pulls every image's Gaussian toward the standard normal, so together the codes o
 usually lands somewhere the decoder has learned to draw a digit. A plain autoencoder has no such
 term, and its codes leave most of N(0, I) empty.
 
-**What slerp is for.** A straight line between two codes passes closer to the origin than either
-end. Spherical interpolation (slerp) walks along the arc between the two directions and keeps the
-ends' norm. In many dimensions that matters: |z| of draws from N(0, I) concentrates near √Z, and
-the shorter middle of a line lies where the decoder rarely saw codes. With Z = 2 it matters little.
+**What slerp is for.** A straight line between two codes cuts the corner toward the origin, so
+|z| dips in the middle. Spherical interpolation (slerp) walks along the arc between the two
+directions and keeps the ends' norm, moving it evenly from one end's to the other's. In many
+dimensions that matters: |z| of draws from N(0, I) concentrates near √Z, and the shorter middle of
+a line lies where the decoder rarely saw codes. With Z = 2 it matters little.
 """
 
 
