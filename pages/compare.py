@@ -59,6 +59,13 @@ for col, (name, model_id) in zip(columns, PAIR.items(), strict=True):
             caption=f"{name}: the same draws stretched to its codes' own mean and spread "
             f"(std {mu.std(0)[0]:.1f}, {mu.std(0)[1]:.1f})",
         )
+        views.download(
+            st,
+            f"{name} stretched grid (PNG)",
+            partial(to_png_bytes, matched),
+            f"{name.lower()}-samples-stretched.png",
+            "image/png",
+        )
 
 st.markdown("#### Why only the VAE can be sampled from N(0, I)")
 st.markdown(

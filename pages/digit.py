@@ -4,11 +4,13 @@ from ui.shell import require_app
 
 require_app()  # before anything is drawn: see ui/shell.py
 
+from functools import partial
+
 import streamlit as st
 
 from ui import digit_view, state, teaching, views
 from vae_core import LatentLabError
-from vae_core.images import to_pil_grid
+from vae_core.images import to_pil_grid, to_png_bytes
 
 st.title("Your own digit")
 st.markdown(
@@ -59,6 +61,9 @@ st.subheader("1. Preprocessing, as for MNIST")
 cols = st.columns(len(steps))
 for col, step in zip(cols, steps, strict=True):
     col.image(step.image, caption=f"{step.name}: {step.note}", width="stretch")
+views.download(
+    st, "Download preprocessing steps (PNG)", partial(digit_view.steps_png, steps), "digit-steps.png", "image/png"
+)
 
 enc = digit_view.encode(entry, steps[-1])
 neighbours, idx = digit_view.nearest_test_digits(entry, enc.mu)
@@ -67,8 +72,19 @@ st.subheader("2. What the model makes of it")
 a, b, c = st.columns([1, 1, 3])
 a.image(to_pil_grid(enc.image, 1, scale), caption="model input")
 b.image(to_pil_grid(enc.recon, 1, scale), caption="reconstruction from μ")
-c.image(
-    to_pil_grid(neighbours, len(neighbours), scale), caption=f"nearest test digits by μ: #{', #'.join(map(str, idx))}"
+nearest = to_pil_grid(neighbours, len(neighbours), scale)
+c.image(nearest, caption=f"nearest test digits by μ: #{', #'.join(map(str, idx))}")
+pair = digit_view.input_and_reconstruction(enc, scale)
+under_pair, under_nearest = st.columns([2, 3])  # the pair's column is too narrow for a button
+views.download(
+    under_pair, "Download input and reconstruction (PNG)", partial(to_png_bytes, pair), "digit-recon.png", "image/png"
+)
+views.download(
+    under_nearest,
+    "Download nearest test digits (PNG)",
+    partial(to_png_bytes, nearest),
+    "digit-nearest.png",
+    "image/png",
 )
 st.caption(
     f"μ = [{', '.join(f'{v:.2f}' for v in enc.mu[:8])}{', …' if len(enc.mu) > 8 else ''}] · "

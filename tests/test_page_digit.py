@@ -38,6 +38,22 @@ def test_an_uploaded_digit_is_shown_step_by_step_and_placed_on_the_map() -> None
     assert "black cross is your digit's μ, placed exactly" in captions
     assert len(at.get("vega_lite_chart")) == 1
     assert len(at.get("image")) >= 7 + 3  # the preprocessing steps, input, reconstruction, neighbours
+    assert [d.label for d in at.download_button] == [
+        "Download preprocessing steps (PNG)",
+        "Download input and reconstruction (PNG)",
+        "Download nearest test digits (PNG)",
+    ]
+
+
+def test_the_preprocessing_strip_is_one_png_with_every_step_at_one_height() -> None:
+    from ui import digit_view
+    from vae_core.digit_image import preprocess_steps
+
+    steps = preprocess_steps(digit_png())
+    strip = Image.open(io.BytesIO(digit_view.steps_png(steps)))
+    assert strip.format == "PNG" and strip.height == digit_view.STRIP_HEIGHT
+    widths = [round(s.image.width * digit_view.STRIP_HEIGHT / s.image.height) for s in steps]
+    assert strip.width == sum(widths) + digit_view.STRIP_GAP * (len(steps) - 1)
 
 
 def test_a_hostile_image_gives_a_clear_error_and_the_page_keeps_working() -> None:

@@ -185,6 +185,12 @@ def test_compare_page_shows_both_latent_spaces_and_both_sample_grids() -> None:
     assert_clean(at)
     assert chart_rows(at) == [2000, 2000]
     assert len(at.get("image")) == 4  # per model: N(0, I) samples, samples matched to its codes' spread
+    assert [d.label for d in at.download_button] == [
+        "VAE grid (PNG)",
+        "VAE stretched grid (PNG)",
+        "Autoencoder grid (PNG)",
+        "Autoencoder stretched grid (PNG)",
+    ]
 
 
 def test_a_latent_link_restores_points_and_prior_overlay() -> None:

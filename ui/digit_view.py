@@ -6,15 +6,19 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
+from PIL import Image
 
 from vae_core.analysis import sigma_ellipses
 from vae_core.charts import ellipse_layer, prior_layer
-from vae_core.digit_image import MNIST_FILL, preprocess_steps
+from vae_core.digit_image import MNIST_FILL, PreprocessStep, preprocess_steps
+from vae_core.images import to_pil_grid, to_png_bytes
 
 from . import cache, state, views
 
 NEAREST_K = 8  # test digits shown as the drawn digit's neighbours in latent space
 CANVAS_PX = 280  # ten screen pixels per MNIST pixel
+STRIP_HEIGHT = 112  # pixels per step in the downloaded preprocessing strip: four per MNIST pixel
+STRIP_GAP = 8  # grey pixels between two steps: white-on-black and black-on-white steps both stand out
 
 
 @dataclass
@@ -34,12 +38,38 @@ def steps_for(entry: state.ModelEntry, data: bytes):
     return preprocess_steps(data, entry.model.config.image_shape, fill=fill_for(entry))
 
 
+def steps_png(steps: list[PreprocessStep]) -> bytes:
+    """Every preprocessing step side by side at one height, as PNG bytes (made on click)."""
+    tiles = [_strip_tile(step.image) for step in steps]
+    strip = Image.new("RGB", (sum(t.width for t in tiles) + STRIP_GAP * (len(tiles) - 1), STRIP_HEIGHT), "gray")
+    x = 0
+    for tile in tiles:
+        strip.paste(tile, (x, 0))
+        x += tile.width + STRIP_GAP
+    return to_png_bytes(strip)
+
+
+def _strip_tile(image: Image.Image) -> Image.Image:
+    # Nearest-neighbour when enlarging keeps the 28 x 28 pixels visible; steps differ in size and mode.
+    width = max(1, round(image.width * STRIP_HEIGHT / image.height))
+    resample = Image.NEAREST if image.height <= STRIP_HEIGHT else Image.LANCZOS
+    rgba = image.convert("RGBA").resize((width, STRIP_HEIGHT), resample)
+    tile = Image.new("RGB", rgba.size, "white")
+    tile.paste(rgba, mask=rgba.getchannel("A"))  # a transparent drawing shows on white, as on screen
+    return tile
+
+
 @torch.no_grad()
 def encode(entry: state.ModelEntry, final_step) -> Encoded:
     array = np.asarray(final_step.image, dtype=np.float32) / 255.0
     image = torch.from_numpy(array)[None, None]
     mu, logvar = entry.model.encode(image)
     return Encoded(image, mu[0].numpy(), torch.exp(0.5 * logvar[0]).numpy(), entry.model.decode(mu))
+
+
+def input_and_reconstruction(enc: Encoded, scale: int) -> Image.Image:
+    """The model's input beside its reconstruction from μ, as one image."""
+    return to_pil_grid(torch.cat([enc.image, enc.recon]), nrow=2, scale=scale)
 
 
 def nearest_test_digits(entry: state.ModelEntry, mu: np.ndarray) -> tuple[torch.Tensor, np.ndarray]:
