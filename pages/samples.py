@@ -15,6 +15,7 @@ from vae_core.images import to_pil_grid, to_png_bytes
 from vae_core.latents import latent_grid, sample_prior
 
 SAMPLE_CHOICES = [16, 36, 64, 100, 144, 225, 400]
+TRAINING_SET = "training set"  # the source ui.cache.train_images names when it searched the real training set
 
 st.title("Random samples")
 st.markdown(
@@ -64,11 +65,14 @@ if left.toggle("Beside each sample, its nearest training image (pixel distance)"
     pairs = torch.stack([images, neighbours], dim=1).flatten(0, 1)  # sample, neighbour, sample, ...
     side = int(math.sqrt(n))
     paired = to_pil_grid(pairs, nrow=2 * side, scale=scale)
-    left.image(
-        paired,
-        caption=f"Pairs: generated sample, then the closest image in the {source}. Close copies "
-        "would mean memorising; different strokes mean the model generates.",
-    )
+    if source == TRAINING_SET:
+        verdict = "Close copies would mean memorising; different strokes mean the model generates."
+    else:  # the model never saw these images, so a close match says nothing about memorising
+        verdict = (
+            "The memorisation check is not possible here: the model never trained on these images, so this "
+            "only shows the closest test digit to each sample."
+        )
+    left.image(paired, caption=f"Pairs: generated sample, then the closest image in the {source}. {verdict}")
     views.download(left, "Download pairs (PNG)", partial(to_png_bytes, paired), "samples-nearest.png", "image/png")
 with right:
     st.markdown("#### Why do random points look like digits?")

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import io
 import json
 from pathlib import Path
 
 import pyarrow as pa
 import pytest
+from PIL import Image
 from streamlit.testing.v1 import AppTest
+
+from vae_core.images import GRID_PADDING
 
 ROOT = Path(__file__).resolve().parent.parent
 APP = str(ROOT / "app.py")
@@ -234,3 +238,70 @@ def test_page_offers_a_link_to_this_view(page: str, query: str) -> None:
     assert_clean(at)
     links = [set(c.value.split("?")[-1].split("&")) for c in at.main.code]
     assert {*query.split("&"), "model=mnist-vae-z2", "projection=raw"} in links, links
+
+
+@pytest.fixture
+def no_training_set(monkeypatch):
+    """The training set cannot be had here: ui.cache falls back to the test split for the nearest images."""
+    from ui import cache
+    from vae_core import DatasetNotFoundError
+
+    real = cache.load_dataset
+
+    def test_split_only(name: str, split: str = "train", *args, **kwargs):
+        if split == "train":
+            raise DatasetNotFoundError("no training set on this machine")
+        return real(name, split, *args, **kwargs)
+
+    monkeypatch.setattr(cache, "load_dataset", test_split_only)
+    cache.train_images.clear()  # a training set cached by an earlier test would hide the fallback
+    yield
+    cache.train_images.clear()
+
+
+def nearest_caption(at: AppTest) -> str:
+    return next(c for c in at.get("image")[1].captions if c.startswith("Pairs"))
+
+
+def test_nearest_images_from_the_training_set_are_a_memorisation_check(mnist_dir) -> None:
+    at = open_page("pages/samples.py", state={"n_samples": 16, "nearest": True})
+    assert_clean(at)
+    caption = nearest_caption(at)
+    assert "closest image in the training set" in caption and "would mean memorising" in caption
+
+
+def test_without_the_training_set_the_caption_says_no_memorisation_check(no_training_set) -> None:
+    at = open_page("pages/samples.py", state={"n_samples": 16, "nearest": True})
+    assert_clean(at)
+    caption = nearest_caption(at)
+    assert "closest image in the test split" in caption
+    assert "memorisation check is not possible here" in caption and "would mean memorising" not in caption
+
+
+@pytest.fixture
+def shown_images(monkeypatch):
+    """The bytes of every image a page shows: AppTest's media store, kept after the run."""
+    from streamlit.runtime.memory_media_file_storage import MemoryMediaFileStorage
+    from streamlit.testing.v1 import app_test
+
+    stores = []
+
+    class Kept(MemoryMediaFileStorage):
+        def __init__(self, *args, **kwargs) -> None:
+            super().__init__(*args, **kwargs)
+            stores.append(self)
+
+    monkeypatch.setattr(app_test, "MemoryMediaFileStorage", Kept)
+
+    def fetch(url: str) -> Image.Image:
+        return Image.open(io.BytesIO(stores[-1].get_file(url.rsplit("/", 1)[-1]).content))
+
+    return fetch
+
+
+def test_random_page_shows_n_images_in_one_grid(shown_images) -> None:
+    at = open_page("pages/samples.py", state={"n_samples": 16})
+    assert_clean(at)
+    grid = shown_images(at.get("image")[0].value[0])
+    side = 4 * (28 + GRID_PADDING) + GRID_PADDING  # 4 x 4 tiles of 28 x 28, padding between and around
+    assert grid.size == (2 * side, 2 * side)  # MNIST tiles are shown at twice their size
