@@ -6,6 +6,7 @@ import io
 import json
 from pathlib import Path
 
+import numpy as np
 import pyarrow as pa
 import pytest
 from PIL import Image
@@ -305,3 +306,46 @@ def test_random_page_shows_n_images_in_one_grid(shown_images) -> None:
     grid = shown_images(at.get("image")[0].value[0])
     side = 4 * (28 + GRID_PADDING) + GRID_PADDING  # 4 x 4 tiles of 28 x 28, padding between and around
     assert grid.size == (2 * side, 2 * side)  # MNIST tiles are shown at twice their size
+
+
+def traversal_order(at: AppTest) -> list[str]:
+    caption = at.get("image")[0].captions[0]
+    return [row.split(" ")[0] for row in caption.removeprefix("Rows, top to bottom: ").split("; ")]
+
+
+def test_traversal_rows_are_ordered_by_average_kl(mnist_test) -> None:
+    from vae_core import load_checkpoint
+    from vae_core.analysis import kl_per_dimension
+    from vae_core.bundled import bundled_model_paths
+    from vae_core.latents import encode_dataset
+
+    model, _ = load_checkpoint(bundled_model_paths()["mnist-vae-z20"])
+    mu, logvar = encode_dataset(model, mnist_test)
+    expected = [f"z{j}" for j in np.argsort(-kl_per_dimension(mu.numpy(), logvar.numpy()))]
+    at = open_page("pages/dimensions.py", query={"model": "mnist-vae-z20"})
+    assert_clean(at)
+    assert traversal_order(at) == expected
+
+
+def test_collapsed_dimensions_are_marked_and_come_last() -> None:
+    """Dimensions 4 and 11 switched off by hand: μ = 0 and σ = 1 for every image, so their KL is exactly 0."""
+    import torch
+
+    from ui.state import USER_MODELS, ModelEntry
+    from vae_core import load_checkpoint
+    from vae_core.bundled import bundled_model_paths
+    from vae_core.precompute import fingerprint
+
+    model, meta = load_checkpoint(bundled_model_paths()["mnist-vae-z20"])
+    with torch.no_grad():
+        for layer in (model.to_mu, model.to_logvar):
+            layer.weight[[4, 11]] = 0.0
+            layer.bias[[4, 11]] = 0.0
+    entry = ModelEntry("uploaded-collapsed", model.eval(), meta, "uploaded", fingerprint(model))
+    at = open_page("pages/dimensions.py", query={"model": entry.id}, state={USER_MODELS: {entry.id: entry}})
+    assert_clean(at)
+    assert any("18 of 20 dimensions are active" in c.value for c in at.caption)
+    assert set(traversal_order(at)[-2:]) == {"z4", "z11"}
+    caption = at.get("image")[0].captions[0]
+    assert "z4 (inactive, KL 0.00)" in caption and "z11 (inactive, KL 0.00)" in caption
+    assert caption.count("inactive") == 2
