@@ -76,7 +76,7 @@ st.markdown(
     "land in the gaps between clusters, where the decoder was never taught what to draw: smudges and "
     "hybrids. (With only two dimensions the gaps are small; in higher dimensions almost all of the space is "
     "gaps.) The VAE's KL term pulls every "
-    "image's Gaussian toward N(0, I), so its codes fill exactly the region random draws fall in, and the "
+    "image's Gaussian toward N(0, I), so its codes fill approximately the region random draws fall in, and the "
     "N(0, I) samples cover all classes. The price is blurrier reconstructions (compare the test losses on "
     "the Train page)."
 )

@@ -3,10 +3,17 @@
 from __future__ import annotations
 
 import io
+import json
+import sys
+import types
 from pathlib import Path
 
+import numpy as np
+import pytest
 from PIL import Image, ImageDraw
 from streamlit.testing.v1 import AppTest
+
+from vae_core.digit_image import STEP_NAMES
 
 APP = str(Path(__file__).resolve().parent.parent / "app.py")
 
@@ -64,3 +71,37 @@ def test_a_hostile_image_gives_a_clear_error_and_the_page_keeps_working() -> Non
     at.switch_page("pages/latent.py")
     at.run()
     assert not at.exception
+
+
+class FakeCanvasResult:
+    """What streamlit_drawable_canvas's st_canvas returns with return_image_data=True: the canvas as an
+    RGBA array (image_data) and as PNG bytes (image_bytes)."""
+
+    def __init__(self, rgba: np.ndarray) -> None:
+        self.json_data = {"objects": [{"type": "path"}]}
+        self.image_data = rgba
+        buf = io.BytesIO()
+        Image.fromarray(rgba, "RGBA").save(buf, "PNG")
+        self.image_bytes = buf.getvalue()
+
+
+def drawn_seven(background_alpha: int) -> np.ndarray:
+    """A 280 x 280 canvas with a black "7" on white (opaque, or transparent where nothing was drawn)."""
+    img = Image.new("RGBA", (280, 280), (255, 255, 255, background_alpha))
+    ImageDraw.Draw(img).line([(60, 60), (220, 60), (120, 230)], fill=(0, 0, 0, 255), width=22)
+    return np.asarray(img)
+
+
+@pytest.mark.parametrize("background_alpha", [255, 0], ids=["opaque", "transparent"])
+def test_a_drawn_digit_is_shown_step_by_step_with_its_sigma_ellipse(monkeypatch, background_alpha: int) -> None:
+    canvas = types.ModuleType("streamlit_drawable_canvas")
+    canvas.st_canvas = lambda **kwargs: FakeCanvasResult(drawn_seven(background_alpha))
+    monkeypatch.setitem(sys.modules, "streamlit_drawable_canvas", canvas)
+    at = open_digit_page()
+    assert not at.exception and not at.error, [e.value for e in at.error]
+    assert not any("unavailable" in i.value for i in at.info)
+    step_captions = [c for image in at.get("image") for c in image.captions]
+    for name in STEP_NAMES:
+        assert any(c.startswith(f"{name}: ") for c in step_captions), name
+    layers = json.loads(at.get("vega_lite_chart")[0].proto.spec)["layer"]
+    assert any(layer["mark"]["type"] == "line" for layer in layers)  # the 1σ ellipse

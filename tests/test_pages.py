@@ -196,6 +196,8 @@ def test_compare_page_shows_both_latent_spaces_and_both_sample_grids() -> None:
         "Autoencoder grid (PNG)",
         "Autoencoder stretched grid (PNG)",
     ]
+    text = " ".join(m.value for m in at.markdown)
+    assert "fill approximately the region" in text and "fill exactly" not in text  # KL pulls, it does not pin
 
 
 def test_a_latent_link_restores_points_and_prior_overlay() -> None:
