@@ -35,7 +35,9 @@ with draw_tab:
             key="canvas",
             return_image_data=True,
         )
-        drawn_bytes = drawn.image_bytes if drawn is not None else None
+        # A cleared canvas still sends its blank image: no strokes means nothing drawn, not a bad image.
+        has_strokes = drawn is not None and bool((drawn.json_data or {}).get("objects"))
+        drawn_bytes = drawn.image_bytes if has_strokes else None
     except (ImportError, RuntimeError) as exc:  # the component is optional: uploads still work
         st.info(f"The drawing canvas is unavailable here ({exc}); upload an image instead.")
         drawn_bytes = None

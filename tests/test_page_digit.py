@@ -77,8 +77,8 @@ class FakeCanvasResult:
     """What streamlit_drawable_canvas's st_canvas returns with return_image_data=True: the canvas as an
     RGBA array (image_data) and as PNG bytes (image_bytes)."""
 
-    def __init__(self, rgba: np.ndarray) -> None:
-        self.json_data = {"objects": [{"type": "path"}]}
+    def __init__(self, rgba: np.ndarray, strokes: int = 1) -> None:
+        self.json_data = {"objects": [{"type": "path"}] * strokes}
         self.image_data = rgba
         buf = io.BytesIO()
         Image.fromarray(rgba, "RGBA").save(buf, "PNG")
@@ -92,11 +92,15 @@ def drawn_seven(background_alpha: int) -> np.ndarray:
     return np.asarray(img)
 
 
+def fake_canvas(monkeypatch, result: FakeCanvasResult) -> None:
+    canvas = types.ModuleType("streamlit_drawable_canvas")
+    canvas.st_canvas = lambda **kwargs: result
+    monkeypatch.setitem(sys.modules, "streamlit_drawable_canvas", canvas)
+
+
 @pytest.mark.parametrize("background_alpha", [255, 0], ids=["opaque", "transparent"])
 def test_a_drawn_digit_is_shown_step_by_step_with_its_sigma_ellipse(monkeypatch, background_alpha: int) -> None:
-    canvas = types.ModuleType("streamlit_drawable_canvas")
-    canvas.st_canvas = lambda **kwargs: FakeCanvasResult(drawn_seven(background_alpha))
-    monkeypatch.setitem(sys.modules, "streamlit_drawable_canvas", canvas)
+    fake_canvas(monkeypatch, FakeCanvasResult(drawn_seven(background_alpha)))
     at = open_digit_page()
     assert not at.exception and not at.error, [e.value for e in at.error]
     assert not any("unavailable" in i.value for i in at.info)
@@ -105,3 +109,11 @@ def test_a_drawn_digit_is_shown_step_by_step_with_its_sigma_ellipse(monkeypatch,
         assert any(c.startswith(f"{name}: ") for c in step_captions), name
     layers = json.loads(at.get("vega_lite_chart")[0].proto.spec)["layer"]
     assert any(layer["mark"]["type"] == "line" for layer in layers)  # the 1σ ellipse
+
+
+def test_a_cleared_canvas_asks_for_a_digit_instead_of_refusing_a_blank_image(monkeypatch) -> None:
+    blank = np.full((280, 280, 4), 255, dtype=np.uint8)
+    fake_canvas(monkeypatch, FakeCanvasResult(blank, strokes=0))
+    at = open_digit_page()
+    assert not at.exception and not at.error, [e.value for e in at.error]
+    assert any("Draw a digit or upload an image" in i.value for i in at.info)
