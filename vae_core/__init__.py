@@ -20,6 +20,7 @@ from .errors import (
 from .latents import decode, encode_dataset, interpolate, latent_grid, sample_prior
 from .losses import LossTerms, kl_divergence, vae_loss
 from .model import VAE, VAEConfig
+from .projection import project
 
 __all__ = [
     "DATASET_NAMES",
@@ -36,6 +37,7 @@ __all__ = [
     "save_checkpoint",
     "load_checkpoint",
     "checkpoint_bytes",
+    "project",
     "encode_dataset",
     "sample_prior",
     "decode",
