@@ -15,7 +15,6 @@ from vae_core.images import to_pil_grid, to_png_bytes
 from vae_core.latents import latent_grid, sample_prior
 
 SAMPLE_CHOICES = [16, 36, 64, 100, 144, 225, 400]
-TRAINING_SET = "training set"  # the source ui.cache.train_images names when it searched the real training set
 
 st.title("Random samples")
 st.markdown(
@@ -30,14 +29,14 @@ cfg = entry.model.config
 c1, c2, c3 = st.columns(3)
 url = urlstate.restore({"n": int, "seed": int, "t": float})
 if url.get("n") in SAMPLE_CHOICES:
-    st.session_state["n_samples"] = url["n"]
+    st.session_state[state.SAMPLE_N] = url["n"]
 if 0 <= url.get("seed", -1) < 2**31:
-    st.session_state["sample_seed"] = url["seed"]
+    st.session_state[state.SAMPLE_SEED] = url["seed"]
 if 0.0 <= url.get("t", -1.0) <= 2.0:
-    st.session_state["temperature"] = round(url["t"], 1)
-n = c1.select_slider("How many", SAMPLE_CHOICES, 64, key="n_samples", persist_state="session")
+    st.session_state[state.TEMPERATURE] = round(url["t"], 1)
+n = c1.select_slider("How many", SAMPLE_CHOICES, 64, key=state.SAMPLE_N, persist_state="session")
 seed = c2.number_input(
-    "Seed", 0, 2**31 - 1, 0, key="sample_seed", help="Same seed, same images.", persist_state="session"
+    "Seed", 0, 2**31 - 1, 0, key=state.SAMPLE_SEED, help="Same seed, same images.", persist_state="session"
 )
 temperature = c3.slider(
     "Temperature (scale of z)",
@@ -45,7 +44,7 @@ temperature = c3.slider(
     2.0,
     1.0,
     0.1,
-    key="temperature",
+    key=state.TEMPERATURE,
     persist_state="session",
     help="z = temperature x N(0, I): below 1 stays near the centre, above 1 reaches the edges.",
 )
@@ -65,7 +64,7 @@ if left.toggle("Beside each sample, its nearest training image (pixel distance)"
     pairs = torch.stack([images, neighbours], dim=1).flatten(0, 1)  # sample, neighbour, sample, ...
     side = int(math.sqrt(n))
     paired = to_pil_grid(pairs, nrow=2 * side, scale=scale)
-    if source == TRAINING_SET:
+    if source == cache.TRAINING_SET:
         verdict = "Close copies would mean memorising; different strokes mean the model generates."
     else:  # the model never saw these images, so a close match says nothing about memorising
         verdict = (

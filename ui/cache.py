@@ -17,6 +17,7 @@ from .state import ModelEntry
 
 CACHE_TTL_S = 3600  # derived arrays expire after an hour unused
 MAX_ENTRIES = 32  # per cached function: bounds server memory with many visitors
+TRAINING_SET = "training set"  # train_images' source when it searched the real training set
 SUBSET_SEED = 0  # the same points for every projection and page
 
 
@@ -103,7 +104,7 @@ def train_images(dataset: str) -> tuple[torch.Tensor, str]:
     """(N, H*W) float training images for nearest-neighbour checks, or the test split when the
     training set cannot be had here (offline without its files), named in the second element."""
     try:
-        data, source = load_dataset(dataset, "train"), "training set"
+        data, source = load_dataset(dataset, "train"), TRAINING_SET
     except LatentLabError:
         data, source = test_set(dataset), "test split (the training set is not on this machine)"
     return data.images.flatten(1).float().div_(255.0), source

@@ -175,9 +175,9 @@ def prior_codes(latent_dim: int, k: int) -> np.ndarray:
     torch's randn for a shorter n is not a prefix of a longer one, so the page's own n is drawn;
     any crosses beyond it come from a seed the page never uses.
     """
-    seed = int(st.session_state.get("sample_seed", 0))
-    temperature = float(st.session_state.get("temperature", 1.0))
-    n_page = int(st.session_state.get("n_samples", DEFAULT_PAGE_SAMPLES))
+    seed = int(st.session_state.get(state.SAMPLE_SEED, 0))
+    temperature = float(st.session_state.get(state.TEMPERATURE, 1.0))
+    n_page = int(st.session_state.get(state.SAMPLE_N, DEFAULT_PAGE_SAMPLES))
     z = sample_prior(n_page, latent_dim, seed, temperature)[:k]
     if k > n_page:
         z = torch.cat([z, sample_prior(k - n_page, latent_dim, seed + PRIOR_SEED_OFFSET, temperature)])

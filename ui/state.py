@@ -21,6 +21,9 @@ FLASH = "flash"  # a message to show once after a rerun
 FLASH_WARNING = "flash_warning"  # the same, for something that did not happen (shown as a warning)
 USER_COUNT = "user_model_count"  # how many models this session has added: numbers them in the picker
 PENDING_MODEL = "pending_model"  # a new model to select before the picker is drawn next run
+SAMPLE_N = "n_samples"  # Random samples page: how many draws (the latent page overlays the same ones)
+SAMPLE_SEED = "sample_seed"  # Random samples page: seed of z ~ N(0, I)
+TEMPERATURE = "temperature"  # Random samples page: scale of z
 
 PROJECTION_LABELS = {"raw": "raw (two latent dims)", "pca": "PCA", "tsne": "t-SNE", "umap": "UMAP"}
 MAX_USER_MODELS = 4  # per session; the oldest is dropped beyond this, bounding memory
