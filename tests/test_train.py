@@ -58,14 +58,38 @@ def same_weights(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> bool
         {"lr": float("nan")},
         {"lr": float("inf")},
         {"lr": 1000.0},
+        {"lr": True},
         {"batch_size": 0},
+        {"batch_size": True},
+        {"batch_size": 64.0},
+        {"seed": -1},
+        {"seed": 2**63},
+        {"seed": True},
+        {"seed": 1.0},
         {"lr_schedule": "step"},
+        {"device": "gpu"},
+        {"device": "auto"},  # resolved by pick_device before a config is made
+        *({"device": d} for d in ("cuda", "mps") if not TRAIN_MODULE._device_available(d)),
     ],
     ids=repr,
 )
 def test_train_config_out_of_range(kwargs):
     with pytest.raises(ConfigError):
         TrainConfig(**kwargs)
+
+
+def test_train_config_accepts_the_seed_range_ends():
+    assert TrainConfig(seed=0).seed == 0 and TrainConfig(seed=2**63 - 1).seed == 2**63 - 1
+
+
+@pytest.mark.parametrize("device", [d for d in ("cuda", "mps") if not TRAIN_MODULE._device_available(d)])
+def test_an_unavailable_device_says_so_and_what_to_use(device):
+    with pytest.raises(ConfigError, match=f"'{device}' is not available.*--device cpu or --device auto"):
+        TRAIN_MODULE.pick_device(device)
+
+
+def test_auto_device_is_one_this_machine_has():
+    assert TrainConfig(device=TRAIN_MODULE.pick_device("auto")).device in TRAIN_MODULE.DEVICES
 
 
 def test_train_config_defaults_are_the_classic_example():
@@ -300,6 +324,15 @@ CLI_RUNS = {  # name: (arguments after the defaults, text the output must hold)
     "epochs 0": (["--epochs", "0"], "epochs"),
     "out x.pt": (["--out", "{tmp}/x.pt"], ".safetensors"),
     "out under a file": (["--out", "{tmp}/a-file/x.safetensors", "--hidden", "8"], "a-file"),
+    "device gpu": (["--device", "gpu"], "invalid choice: 'gpu'"),
+    "seed -1": (["--seed", "-1"], "seed must be a whole number from 0"),
+    "seed 2**63": (["--seed", str(2**63)], "seed must be a whole number from 0"),
+    "seed 1.5": (["--seed", "1.5"], "invalid int value"),
+    **{  # this CPU-only machine has neither; where one is present the case does not apply
+        f"device {d}": (["--device", d], f"'{d}' is not available on this machine")
+        for d in ("cuda", "mps")
+        if not TRAIN_MODULE._device_available(d)
+    },
 }
 BAD_RUNS = [name for name in CLI_RUNS if name != "good"]
 
@@ -357,6 +390,8 @@ def test_cli_bad_arguments_exit_2_without_a_traceback(cli_runs, case):
     assert proc.returncode == 2, proc.stderr[-800:]
     assert "error" in proc.stderr and CLI_RUNS[case][1] in proc.stderr
     assert not out.exists()
+    if case.startswith("device") and case != "device gpu":
+        assert "use --device cpu or --device auto" in proc.stderr
 
 
 def test_learning_rate_10_on_digits_is_reported_as_divergence(tmp_path) -> None:

@@ -14,12 +14,14 @@ from .errors import ConfigError, TrainingDivergedError
 from .losses import vae_loss
 from .model import VAE
 
-__all__ = ["TrainConfig", "train", "evaluate", "pick_device", "StepInfo"]
+__all__ = ["TrainConfig", "train", "evaluate", "pick_device", "check_device", "StepInfo"]
 
 MAX_BAD_STEPS = 5  # non-finite losses in a row before training gives up
 EVAL_BATCH = 1000  # test-set batch; no gradients, so larger is faster
 DIVERGED_FACTOR = 2.0  # an epoch's mean loss above this multiple of the untrained loss: diverged
 EVAL_SEED = 1234  # the test loss samples z with a fixed seed so epochs compare fairly
+MAX_SEED = 2**63 - 1  # torch.manual_seed takes 64 bits; non-negative keeps one seed one meaning
+DEVICES = ("cpu", "cuda", "mps")  # what a config may name; "auto" is resolved by pick_device first
 
 
 @dataclass(frozen=True)
@@ -34,14 +36,42 @@ class TrainConfig:
     device: str = "cpu"  # "cpu", "cuda", "mps"; see pick_device for "auto"
 
     def __post_init__(self) -> None:
-        if isinstance(self.epochs, bool) or not isinstance(self.epochs, int) or not 1 <= self.epochs <= 1000:
+        if not _whole(self.epochs, 1, 1000):
             raise ConfigError(f"epochs must be a whole number from 1 to 1000, not {self.epochs!r}")
-        if not isinstance(self.batch_size, int) or not 1 <= self.batch_size <= 65536:
-            raise ConfigError(f"batch_size must be from 1 to 65536, not {self.batch_size!r}")
-        if not (isinstance(self.lr, (int, float)) and math.isfinite(self.lr) and 0 < self.lr <= 100):
+        if not _whole(self.batch_size, 1, 65536):
+            raise ConfigError(f"batch_size must be a whole number from 1 to 65536, not {self.batch_size!r}")
+        if not _whole(self.seed, 0, MAX_SEED):
+            raise ConfigError(f"seed must be a whole number from 0 to 2**63 - 1, not {self.seed!r}")
+        lr_ok = isinstance(self.lr, (int, float)) and not isinstance(self.lr, bool)
+        if not (lr_ok and math.isfinite(self.lr) and 0 < self.lr <= 100):
             raise ConfigError(f"lr must be a number above 0 (and at most 100), not {self.lr!r}")
         if self.lr_schedule not in ("constant", "cosine"):
             raise ConfigError(f"lr_schedule must be 'constant' or 'cosine', not {self.lr_schedule!r}")
+        check_device(self.device)
+
+
+def _whole(value: object, low: int, high: int) -> bool:
+    """An int in [low, high]; bool is an int subclass, but True epochs is a bug, not a setting."""
+    return isinstance(value, int) and not isinstance(value, bool) and low <= value <= high
+
+
+def check_device(name: object) -> None:
+    """Refuse a device name torch does not know or this machine does not have, before any work starts."""
+    if name not in DEVICES:
+        raise ConfigError(f"device must be one of {', '.join(DEVICES)} (or 'auto' on the command line), not {name!r}")
+    if not _device_available(name):
+        raise ConfigError(
+            f"device {name!r} is not available on this machine (torch finds no {name.upper()} support); "
+            "use --device cpu or --device auto"
+        )
+
+
+def _device_available(name: str) -> bool:
+    if name == "cuda":
+        return torch.cuda.is_available()
+    if name == "mps":
+        return bool(getattr(torch.backends, "mps", None)) and torch.backends.mps.is_available()
+    return True
 
 
 @dataclass(frozen=True)
@@ -67,14 +97,11 @@ class StepInfo:
 
 
 def pick_device(name: str = "auto") -> str:
-    """ "auto" takes CUDA or MPS when present, else the CPU."""
+    """ "auto" takes CUDA or MPS when present, else the CPU; any other name must be available here."""
     if name != "auto":
+        check_device(name)
         return name
-    if torch.cuda.is_available():
-        return "cuda"
-    if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
-        return "mps"
-    return "cpu"
+    return next((d for d in ("cuda", "mps") if _device_available(d)), "cpu")
 
 
 @torch.no_grad()
@@ -243,8 +270,8 @@ def _parser():
     p.add_argument("--lr", type=float, default=1e-3)
     p.add_argument("--lr-schedule", default="constant", choices=("constant", "cosine"))
     p.add_argument("--batch-size", type=int, default=128)
-    p.add_argument("--seed", type=int, default=1)
-    p.add_argument("--device", default="auto", help="auto, cpu, cuda or mps")
+    p.add_argument("--seed", type=int, default=1, help="0 to 2**63 - 1")
+    p.add_argument("--device", default="auto", choices=("auto", *DEVICES), help="auto takes CUDA or MPS when present")
     p.add_argument("--out", required=True, help="output path, ending in .safetensors")
     return p
 
@@ -262,12 +289,12 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if not args.out.endswith(".safetensors"):
         parser.error("--out must end in .safetensors")
+    cfg = _train_config(parser, args)
     try:
         check_writable(args.out)
         train_set = load_dataset(args.dataset, "train", args.data_dir)
         test_set = load_dataset(args.dataset, "test", args.data_dir)
         model_cfg = VAEConfig(train_set.image_shape, tuple(args.hidden), args.latent_dim, args.beta, args.kind)
-        cfg = TrainConfig(args.epochs, args.lr, args.batch_size, args.seed, args.lr_schedule, pick_device(args.device))
         model = VAE(model_cfg)
         history = train(model, train_set, test_set, cfg, on_step=_print_progress, on_epoch_end=_print_epoch)
         meta = {
@@ -291,6 +318,15 @@ def main(argv: list[str] | None = None) -> int:
     }
     print(json.dumps(result))
     return 0
+
+
+def _train_config(parser, args) -> TrainConfig:
+    """Bad training flags are usage errors, reported before the data set is loaded."""
+    try:
+        device = pick_device(args.device)
+        return TrainConfig(args.epochs, args.lr, args.batch_size, args.seed, args.lr_schedule, device)
+    except ConfigError as exc:
+        parser.error(str(exc))  # exits 2 with the usage line
 
 
 def _print_progress(info: StepInfo) -> None:
