@@ -55,7 +55,7 @@ bars = (
     .mark_bar()
     .encode(
         x=alt.X("dimension:N", sort=None),
-        y=alt.Y("KL:Q", title="average KL (nats)"),
+        y=alt.Y("KL:Q", title="KL (nats)"),
         color=alt.Color(
             "status:N", scale=alt.Scale(domain=["active", "inactive (collapsed)"], range=["#4c78a8", "#bbbbbb"])
         ),
