@@ -169,6 +169,13 @@ def test_save_that_fails_mid_write_keeps_the_previous_file(tmp_path, model, monk
     assert no_temp_files(tmp_path)
 
 
+@pytest.mark.parametrize("name", ["m.pt", "m.safetensors.tmp", "m", "safetensors"])
+def test_save_refuses_a_name_that_loading_would_refuse(tmp_path, model, name):
+    with pytest.raises(CheckpointError, match=r"must end in \.safetensors"):
+        save_checkpoint(tmp_path / name, model, META)
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_save_refuses_metadata_outside_the_schema(tmp_path, model):
     with pytest.raises(CheckpointError):
         save_checkpoint(tmp_path / "m.safetensors", model, {"password": "hunter2"})

@@ -91,9 +91,16 @@ def test_unknown_dataset_name_lists_the_valid_ones():
         assert name in str(err.value)
 
 
-def test_unknown_split():
-    with pytest.raises(DatasetError, match="split"):
-        load_dataset("digits", "validation")
+@pytest.mark.parametrize("name", [None, 3, ["mnist"], {"mnist": 1}, b"mnist"], ids=repr)
+def test_a_name_that_is_not_a_string_is_an_unknown_dataset(name):
+    with pytest.raises(DatasetError, match="unknown dataset.*choose one of digits"):
+        load_dataset(name)
+
+
+@pytest.mark.parametrize("split", ["validation", None, ["train"]], ids=repr)
+def test_unknown_split(split):
+    with pytest.raises(DatasetError, match="split must be 'train' or 'test'"):
+        load_dataset("digits", split)
 
 
 def test_idx_without_data_dir():

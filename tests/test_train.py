@@ -152,6 +152,15 @@ def test_image_shape_mismatch_is_a_config_error(digits_train):
         train(VAE(VAEConfig(hidden_sizes=(16,), latent_dim=2)), digits_train, None, TrainConfig(epochs=1))
 
 
+def test_test_split_shape_mismatch_is_the_same_config_error_before_training(digits_train, small_model):
+    images, labels = torch.zeros(5, 4, 4, dtype=torch.uint8), torch.zeros(5, dtype=torch.int64)
+    odd_test = Dataset("other", images, labels, ["x"], "test")
+    start = weights(small_model)
+    with pytest.raises(ConfigError, match=r"expects \(8, 8\) images but the test split of 'other' has \(4, 4\)"):
+        train(small_model, digits_train, odd_test, TrainConfig(epochs=1))
+    assert same_weights(start, weights(small_model))  # refused before the first step
+
+
 # --- stopping ---------------------------------------------------------------------------------------
 
 

@@ -63,8 +63,12 @@ def _canonical(data: bytes) -> bytes:
 
 def save_checkpoint(path: str | os.PathLike, model: VAE, meta: dict | None = None) -> None:
     """Write atomically: a temp file in the same folder, flushed, then renamed over `path`."""
-    data = checkpoint_bytes(model, meta)
     path = Path(path)
+    if path.suffix != ".safetensors":  # load_checkpoint refuses any other name: such a file could not be reopened
+        raise CheckpointError(
+            f"{path.name}: a checkpoint's name must end in .safetensors; save it as {path.stem}.safetensors"
+        )
+    data = checkpoint_bytes(model, meta)
     tmp = None
     try:
         path.parent.mkdir(parents=True, exist_ok=True)

@@ -87,16 +87,16 @@ def default_data_dir() -> Path:
 
 def load_dataset(name: str, split: str = "train", data_dir: str | Path | None = None) -> Dataset:
     """Load a data set by name; see DATASET_NAMES. `split` is "train" or "test"."""
-    if split not in _PREFIX:
+    if not isinstance(split, str) or split not in _PREFIX:  # `in` on an unhashable would raise TypeError
         raise DatasetError(f"split must be 'train' or 'test', not {split!r}")
+    if not isinstance(name, str) or name not in DATASET_NAMES:
+        raise DatasetError(f"unknown dataset {name!r}; choose one of {', '.join(DATASET_NAMES)}")
     if name == "digits":
         return _load_digits(split)
     if name == "idx":
         if data_dir is None:
             raise DatasetError("dataset 'idx' needs data_dir: a folder holding the four IDX files")
         return read_idx_folder(data_dir, split, name="idx", class_names=DIGIT_NAMES)
-    if name not in _TORCHVISION_SETS:
-        raise DatasetError(f"unknown dataset {name!r}; choose one of {', '.join(DATASET_NAMES)}")
     return _load_torchvision_set(name, split, Path(data_dir) if data_dir else default_data_dir())
 
 

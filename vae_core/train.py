@@ -143,8 +143,8 @@ def train(
     Stopping early (should_stop() true) returns the model as trained so far. Several non-finite
     losses in a row raise TrainingDivergedError; the weights keep their last finite values.
     """
-    if train_set.image_shape != model.config.image_shape:
-        raise ConfigError(f"model expects {model.config.image_shape} images, data set has {train_set.image_shape}")
+    for data in (train_set, test_set):
+        _check_shape(model, data)
     torch.manual_seed(config.seed)
     device = torch.device(config.device)
     model.to(device).train()
@@ -173,6 +173,15 @@ def train(
             break
     model.cpu().eval()
     return history
+
+
+def _check_shape(model: VAE, data: Dataset | None) -> None:
+    """Before any work: a mismatched test split would otherwise fail in torch after a whole epoch."""
+    if data is not None and data.image_shape != model.config.image_shape:
+        raise ConfigError(
+            f"the model expects {model.config.image_shape} images but the {data.split} split of {data.name!r} "
+            f"has {data.image_shape}; use a model made for that data set or the matching data set"
+        )
 
 
 def _check_progress(record: dict, baseline: float, config: TrainConfig) -> None:
