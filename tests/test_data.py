@@ -49,12 +49,18 @@ def no_download(monkeypatch: pytest.MonkeyPatch) -> list[tuple]:
     """Every torchvision download fails as if offline; returns the calls so a test can see the attempt."""
     calls: list[tuple] = []
 
-    def offline(root, train=True, download=False, **kwargs):
-        calls.append((root, train, download))
-        raise OSError("network is disabled in the tests")
+    def offline(cls: str):
+        def download(root, train=True, download=False, **kwargs):
+            calls.append((root, train, download))
+            raw = Path(root) / cls / "raw"  # what torchvision does before its first request fails
+            raw.mkdir(parents=True, exist_ok=True)
+            (raw / "train-images-idx3-ubyte.gz").write_bytes(b"\x1f\x8b partial")
+            raise OSError("network is disabled in the tests")
+
+        return download
 
     for cls in ("MNIST", "FashionMNIST", "KMNIST"):
-        monkeypatch.setattr(torchvision.datasets, cls, offline)
+        monkeypatch.setattr(torchvision.datasets, cls, offline(cls))
     return calls
 
 
@@ -112,11 +118,42 @@ def test_idx_without_data_dir():
 def test_missing_files_and_no_network_name_the_files(tmp_path, no_download, name, split):
     with pytest.raises(DatasetNotFoundError) as err:
         load_dataset(name, split, data_dir=tmp_path)
-    prefix = "train" if split == "train" else "t10k"
     message = str(err.value)
-    assert f"{prefix}-images-idx3-ubyte" in message and f"{prefix}-labels-idx1-ubyte" in message
+    for prefix in ("train", "t10k"):  # the other split is needed too, so all four are named
+        assert f"{prefix}-images-idx3-ubyte" in message and f"{prefix}-labels-idx1-ubyte" in message
     assert str(tmp_path) in message and "VAE_DATA_DIR" in message
     assert len(no_download) == 1 and no_download[0][2] is True  # it tried (and failed) to download
+    assert list(tmp_path.iterdir()) == []  # the stub's raw/ folder and partial .gz are gone
+
+
+def test_failed_download_into_a_new_folder_removes_every_folder_it_made(tmp_path, no_download):
+    with pytest.raises(DatasetNotFoundError):
+        load_dataset("mnist", "train", data_dir=tmp_path / "new" / "cache")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_failed_download_keeps_what_was_there_before(tmp_path, no_download):
+    raw = tmp_path / "KMNIST" / "raw"
+    raw.mkdir(parents=True)
+    (raw / "notes.txt").write_text("mine")
+    with pytest.raises(DatasetNotFoundError):
+        load_dataset("kmnist", "train", data_dir=tmp_path)
+    assert sorted(p.relative_to(tmp_path).as_posix() for p in tmp_path.rglob("*")) == [
+        "KMNIST",
+        "KMNIST/raw",
+        "KMNIST/raw/notes.txt",
+    ]
+
+
+def test_interrupted_download_leaves_nothing_behind(tmp_path, monkeypatch):
+    def interrupted(root, **kwargs):
+        (Path(root) / "MNIST" / "raw").mkdir(parents=True)
+        (Path(root) / "MNIST" / "raw" / "train-images-idx3-ubyte.gz").write_bytes(b"\x1f\x8b")
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(torchvision.datasets, "MNIST", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        load_dataset("mnist", "train", data_dir=tmp_path)
     assert list(tmp_path.iterdir()) == []
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import os
 import tempfile
@@ -127,15 +128,44 @@ def _load_torchvision_set(name: str, split: str, data_dir: Path) -> Dataset:
 def _download(tv_name: str, data_dir: Path, split: str) -> None:
     import torchvision.datasets as tvd
 
+    tree = data_dir / tv_name  # torchvision writes only under root/<ClassName>/raw
+    before = _existing_paths(tree)
     try:
         getattr(tvd, tv_name)(str(data_dir), train=(split == "train"), download=True)
-    except (OSError, RuntimeError) as exc:  # URLError is an OSError
-        prefix = _PREFIX[split]
-        raise DatasetNotFoundError(
-            f"{tv_name} is not on disk and could not be downloaded ({exc}). Put the IDX files "
-            f"{prefix}-images-idx3-ubyte and {prefix}-labels-idx1-ubyte (raw or .gz) in "
-            f"{data_dir}, or set VAE_DATA_DIR / --data-dir to the folder that holds them."
-        ) from exc
+    except BaseException as exc:  # also Ctrl-C: a half-fetched .gz must not look like data next time
+        _remove_new_paths(tree, before)
+        if isinstance(exc, (OSError, RuntimeError)):  # URLError is an OSError
+            raise DatasetNotFoundError(_offline_message(tv_name, data_dir, exc)) from exc
+        raise
+
+
+def _offline_message(tv_name: str, data_dir: Path, exc: BaseException) -> str:
+    files = [_idx_names(split, kind)[0] for split in _PREFIX for kind in ("images", "labels")]
+    reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0]  # torchvision's text runs to many lines
+    return (
+        f"{tv_name} is not on disk and could not be downloaded ({reason}). Put the four IDX files "
+        f"{', '.join(files)} (raw or .gz) in {data_dir}, or set VAE_DATA_DIR / --data-dir to the folder "
+        "that holds them."
+    )
+
+
+def _existing_paths(tree: Path) -> set[Path]:
+    """What exists now on the way to `tree` and inside it."""
+    existing = {p for p in (tree, *tree.parents) if p.exists()}
+    if tree.is_dir():
+        existing.update(tree.rglob("*"))
+    return existing
+
+
+def _remove_new_paths(tree: Path, before: set[Path]) -> None:
+    """Delete what appeared since `before` (partial downloads, empty raw/ folders), deepest first."""
+    now = _existing_paths(tree)
+    for path in sorted(now - before, key=lambda p: len(p.parts), reverse=True):
+        with contextlib.suppress(OSError):  # a folder someone else filled meanwhile stays
+            if path.is_dir() and not path.is_symlink():
+                path.rmdir()
+            else:
+                path.unlink()
 
 
 def _idx_names(split: str, kind: str) -> list[str]:
