@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import pickle
@@ -14,7 +15,7 @@ import torch
 from safetensors.torch import save as st_save
 
 from vae_core import VAE, CheckpointError, VAEConfig, checkpoint_bytes, load_checkpoint, save_checkpoint
-from vae_core.checkpoint import FORMAT, MAX_CHECKPOINT_BYTES
+from vae_core.checkpoint import CHECKSUM_KEY, FORMAT, MAX_CHECKPOINT_BYTES
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
@@ -44,7 +45,31 @@ def craft(tensors: dict[str, torch.Tensor], config: object, meta: object = None,
         "config": config if isinstance(config, str) else json.dumps(config),
         "meta": meta if isinstance(meta, str) else json.dumps(meta or {}),
     }
-    return st_save(tensors, metadata=metadata)
+    return seal(st_save(tensors, metadata=metadata))
+
+
+def frame(header: dict, body: bytes) -> bytes:
+    """A safetensors file from its header and tensor bytes, the header in the canonical form saves use."""
+    text = json.dumps(header, sort_keys=True, separators=(",", ":")).encode()
+    text += b" " * (-len(text) % 8)
+    return struct.pack("<Q", len(text)) + text + body
+
+
+def seal(data: bytes) -> bytes:
+    """Add the checksum the loader wants: sha256 of the canonical header, then of the tensor bytes."""
+    n = header_length(data)
+    header, body = json.loads(data[8 : 8 + n]), data[8 + n :]
+    header.setdefault("__metadata__", {})
+    digest = hashlib.sha256(json.dumps(header, sort_keys=True, separators=(",", ":")).encode() + body)
+    header["__metadata__"][CHECKSUM_KEY] = digest.hexdigest()
+    return frame(header, body)
+
+
+REMEDY = "python -m vae_core.train or the app's download button"  # how to get a checkpoint that loads
+
+
+def assert_says_what_to_do(exc: Exception) -> None:
+    assert REMEDY in str(exc), f"no remedy in: {exc}"
 
 
 def same_state(a: VAE, b: VAE) -> bool:
@@ -162,7 +187,7 @@ def test_save_that_fails_mid_write_keeps_the_previous_file(tmp_path, model, monk
         raise OSError(28, "No space left on device")
 
     monkeypatch.setattr(os, "fsync", disk_full)
-    with pytest.raises((OSError, CheckpointError)):
+    with pytest.raises(CheckpointError, match="No space left on device; choose another folder"):
         save_checkpoint(path, VAE(model.config))
     monkeypatch.undo()
     assert path.read_bytes() == before and load_checkpoint(path)[1] == META
@@ -182,90 +207,46 @@ def test_save_refuses_metadata_outside_the_schema(tmp_path, model):
     assert list(tmp_path.iterdir()) == []
 
 
-# --- files that are not checkpoints -----------------------------------------------------------------
-
-NOT_SAFETENSORS = {
-    "zero bytes": b"",
-    "random bytes": random.Random(0).randbytes(4096),
-    "pickle": pickle.dumps({"state_dict": [1.0, 2.0, 3.0]}),
-    "pickle protocol 2": pickle.dumps([1, 2, 3], protocol=2),
-    "zip (torch.save)": b"PK\x03\x04" + bytes(100),
-    "header longer than the file": struct.pack("<Q", 10_000) + b'{"a": 1}',
-    "header of 2**63 bytes": struct.pack("<Q", 2**63) + b"{}" * 8,
-    "header not JSON": struct.pack("<Q", 8) + b"\xff\xfe{{{{{{",
-    "header a JSON list": struct.pack("<Q", 8) + b"[1,2,3] ",
-    "text file": b"hello, I am a checkpoint. trust me.\n" * 10,
-}
+# --- hostile files: one table, each with the message it must give -----------------------------------
 
 
-@pytest.mark.parametrize("case", list(NOT_SAFETENSORS))
-def test_not_a_safetensors_file(tmp_path, case):
-    data = NOT_SAFETENSORS[case]
-    with pytest.raises(CheckpointError):
-        load_checkpoint(data)
-    path = tmp_path / "upload.safetensors"
-    path.write_bytes(data)
-    with pytest.raises(CheckpointError):
-        load_checkpoint(path)
+def flip_bit(data: bytes, offset: int, bit: int = 0) -> bytes:
+    damaged = bytearray(data)
+    damaged[offset] ^= 1 << bit
+    return bytes(damaged)
 
 
-def test_pickle_is_named_as_such():
-    with pytest.raises(CheckpointError, match="pickle"):
-        load_checkpoint(pickle.dumps({"a": 1}))
+def flip_in_header(good: bytes) -> bytes:
+    """latent_dim 3 -> 2 in the config: still valid JSON and a valid config, so only the checksum tells."""
+    at = good.index(b'\\"latent_dim\\": 3') + len(b'\\"latent_dim\\": ')
+    return flip_bit(good, at)
 
 
-def test_path_problems(tmp_path, model):
-    with pytest.raises(CheckpointError):
-        load_checkpoint(tmp_path / "absent.safetensors")
-    with pytest.raises(CheckpointError, match=".safetensors"):
-        load_checkpoint(tmp_path / "model.pt")
-    (tmp_path / "folder.safetensors").mkdir()
-    with pytest.raises(CheckpointError):
-        load_checkpoint(tmp_path / "folder.safetensors")
+def without_checksum(good: bytes) -> bytes:
+    """The same file as saved before checksums existed."""
+    n = header_length(good)
+    header = json.loads(good[8 : 8 + n])
+    del header["__metadata__"][CHECKSUM_KEY]
+    return frame(header, good[8 + n :])
 
 
-def test_oversized_file_is_refused_before_reading(tmp_path):
-    path = tmp_path / "huge.safetensors"
-    with open(path, "wb") as f:
-        f.truncate(MAX_CHECKPOINT_BYTES + 1)  # sparse: costs no disk
-    with pytest.raises(CheckpointError, match="limit"):
-        load_checkpoint(path)
+def with_tensors(damage):
+    """A sealed file whose tensors were changed before sealing: only the tensor checks can catch it."""
+
+    def make(_good: bytes, model: VAE) -> bytes:
+        tensors = tensors_of(model)
+        damage(tensors)
+        return craft(tensors, model.config.to_dict())
+
+    return make
 
 
-def test_a_plain_safetensors_file_is_not_a_latent_lab_checkpoint(model):
-    with pytest.raises(CheckpointError, match="format"):
-        load_checkpoint(st_save(tensors_of(model)))
-    with pytest.raises(CheckpointError, match="format"):
-        load_checkpoint(craft(tensors_of(model), model.config.to_dict(), fmt="latent-lab-vae/999"))
+def _delete(name):
+    return lambda t: t.pop(name)
 
 
-# --- tensors that do not match the config -----------------------------------------------------------
-
-
-def test_crafted_file_with_the_right_contents_loads(model):
-    """The control for the hostile cases below: craft() itself makes loadable files."""
-    loaded, _ = load_checkpoint(craft(tensors_of(model), model.config.to_dict()))
-    assert torch.equal(loaded.to_logvar.bias, model.to_logvar.bias)
-
-
-def _missing(t):
-    del t["to_mu.bias"]
-
-
-def _extra(t):
-    t["backdoor.weight"] = torch.zeros(2, 2)
-
-
-def _shape(t):
-    t["to_mu.weight"] = torch.zeros(4, 8)
-
-
-def _transposed(t):
-    t["to_mu.weight"] = t["to_mu.weight"].T.contiguous()
-
-
-def _dtype(t):
-    t["to_mu.weight"] = t["to_mu.weight"].double()
+def _set(name, value):
+    return lambda t: t.__setitem__(name, value(t))
 
 
 def _nan(t):
@@ -276,14 +257,115 @@ def _inf(t):
     t["to_logvar.bias"][0] = float("-inf")
 
 
-@pytest.mark.parametrize(
-    "damage", [_missing, _extra, _shape, _transposed, _dtype, _nan, _inf], ids=lambda f: f.__name__[1:]
-)
-def test_tensors_that_do_not_fit(model, damage):
-    tensors = tensors_of(model)
-    damage(tensors)
-    with pytest.raises(CheckpointError):
-        load_checkpoint(craft(tensors, model.config.to_dict()))
+NOT_ST = "not a safetensors checkpoint"
+DAMAGED = "the file is damaged: its contents do not match the checksum saved with it"
+HOSTILE_FILES = {  # name: (bytes, or a maker of bytes from a good file and its model; message fragment)
+    "zero bytes": (b"", f"0 bytes long: {NOT_ST}"),
+    "random bytes": (random.Random(0).randbytes(4096), "its header claims"),
+    "random bytes, small header length": (
+        struct.pack("<Q", 64) + random.Random(1).randbytes(4088),
+        "not a JSON object",
+    ),
+    "text file": (b"hello, I am a checkpoint. trust me.\n" * 10, "its header claims"),
+    "truncated mid-header": (lambda good, _m: good[:200], "its header claims"),
+    "truncated mid-tensor": (lambda good, _m: good[: len(good) - 100], DAMAGED),
+    "bit flipped in the tensor data": (lambda good, _m: flip_bit(good, len(good) - 50, 3), DAMAGED),
+    "bit flipped in the header": (lambda good, _m: flip_in_header(good), DAMAGED),
+    "bit flipped in the checksum": (lambda good, _m: flip_bit(good, good.index(b'"sha256":"') + 12), DAMAGED),
+    "header length larger than the file": (
+        lambda good, _m: struct.pack("<Q", len(good)) + good[8:],
+        "its header claims",
+    ),
+    "header of 2**63 bytes": (struct.pack("<Q", 2**63) + b"{}" * 8, "its header claims"),
+    "header not JSON": (struct.pack("<Q", 8) + b"\xff\xfe{{{{{{", "not a JSON object"),
+    "header a JSON list": (struct.pack("<Q", 8) + b"[1,2,3] ", "not a JSON object"),
+    "pickle named .safetensors": (pickle.dumps({"state_dict": [1.0, 2.0, 3.0]}), "looks like a pickle"),
+    "pickle protocol 2": (pickle.dumps([1, 2, 3], protocol=2), "looks like a pickle"),
+    "zip (torch.save)": (b"PK\x03\x04" + bytes(100), "looks like a pickle / torch.save file"),
+    "plain safetensors": (lambda _g, model: st_save(tensors_of(model)), "lacks format 'latent-lab-vae/1'"),
+    "saved before checksums": (lambda good, _m: without_checksum(good), "has no valid sha256 checksum"),
+    "missing tensor": (with_tensors(_delete("to_mu.bias")), "missing ['to_mu.bias'], extra []"),
+    "extra tensor": (with_tensors(_set("backdoor.weight", lambda t: torch.zeros(2, 2))), "extra ['backdoor.weight']"),
+    "wrong shape": (
+        with_tensors(_set("to_mu.weight", lambda t: torch.zeros(4, 8))),
+        "to_mu.weight is torch.float32 (4, 8); expected torch.float32 (3, 8)",
+    ),
+    "transposed": (with_tensors(_set("to_mu.weight", lambda t: t["to_mu.weight"].T.contiguous())), "(8, 3); expected"),
+    "wrong dtype": (
+        with_tensors(_set("to_mu.weight", lambda t: t["to_mu.weight"].double())),
+        "to_mu.weight is torch.float64 (3, 8); expected torch.float32",
+    ),
+    "NaN weights": (with_tensors(_nan), "decoder.0.weight holds NaN or infinite values"),
+    "infinite weights": (with_tensors(_inf), "to_logvar.bias holds NaN or infinite values"),
+    "latent_dim 1e9": (
+        lambda _g, m: craft(tensors_of(m), {**m.config.to_dict(), "latent_dim": 10**9}),
+        "latent_dim must be a whole number from 1 to 512, not 1000000000",
+    ),
+    "bad JSON in metadata": (lambda _g, m: craft(tensors_of(m), m.config.to_dict(), "{"), "'meta' is not valid JSON"),
+    "bad JSON in config": (lambda _g, m: craft(tensors_of(m), "{not json"), "'config' is not valid JSON"),
+}
+
+
+@pytest.mark.parametrize("case", list(HOSTILE_FILES))
+def test_hostile_file_gives_its_own_message_and_a_remedy(tmp_path, model, case):
+    """The same message whether the file arrives as an upload's bytes or as a .safetensors path."""
+    source, fragment = HOSTILE_FILES[case]
+    data = source(checkpoint_bytes(model, META), model) if callable(source) else source
+    path = tmp_path / "upload.safetensors"
+    path.write_bytes(data)
+    for arg in (data, path):
+        with pytest.raises(CheckpointError) as err:
+            load_checkpoint(arg)
+        assert fragment in str(err.value)
+        assert_says_what_to_do(err.value)
+
+
+def test_crafted_file_with_the_right_contents_loads(model):
+    """The control for the table: craft() and with_tensors() themselves make loadable files."""
+    loaded, _ = load_checkpoint(with_tensors(lambda t: None)(b"", model))
+    assert torch.equal(loaded.to_logvar.bias, model.to_logvar.bias)
+
+
+def test_the_checksum_is_sha256_of_the_header_without_it_then_the_tensor_bytes(model):
+    """The documented recipe, so other tools can check a file: this test computes it independently."""
+    good = checkpoint_bytes(model, META)
+    saved = json.loads(good[8 : 8 + header_length(good)])["__metadata__"][CHECKSUM_KEY]
+    assert frame(json.loads(good[8 : 8 + header_length(good)]), good[8 + header_length(good) :]) == good
+    assert seal(without_checksum(good)) == good and len(saved) == 64
+
+
+def test_pickle_is_never_unpickled(monkeypatch):
+    def refuse(*args, **kwargs):
+        raise AssertionError("unpickled")
+
+    monkeypatch.setattr(pickle, "loads", refuse)
+    monkeypatch.setattr(pickle, "load", refuse)
+    monkeypatch.setattr(torch, "load", refuse)
+    with pytest.raises(CheckpointError, match="pickle"):
+        load_checkpoint(pickle.dumps({"a": 1}))
+
+
+def test_path_problems(tmp_path, model):
+    for path, fragment in [
+        (tmp_path / "absent.safetensors", "No such file"),
+        (tmp_path / "model.pt", "only .safetensors checkpoints are accepted"),
+        (tmp_path / "folder.safetensors", "Is a directory"),
+    ]:
+        if path.name.startswith("folder"):
+            path.mkdir()
+        with pytest.raises(CheckpointError) as err:
+            load_checkpoint(path)
+        assert fragment in str(err.value)
+        assert_says_what_to_do(err.value)
+
+
+def test_oversized_file_is_refused_before_reading(tmp_path):
+    path = tmp_path / "huge.safetensors"
+    with open(path, "wb") as f:
+        f.truncate(MAX_CHECKPOINT_BYTES + 1)  # sparse: costs no disk
+    with pytest.raises(CheckpointError, match="limit") as err:
+        load_checkpoint(path)
+    assert_says_what_to_do(err.value)
 
 
 # --- hostile metadata -------------------------------------------------------------------------------
@@ -320,8 +402,9 @@ HOSTILE_CONFIGS = {
 
 @pytest.mark.parametrize("case", list(HOSTILE_CONFIGS))
 def test_hostile_config(model, case):
-    with pytest.raises(CheckpointError):
+    with pytest.raises(CheckpointError, match="config") as err:
         load_checkpoint(craft(tensors_of(model), HOSTILE_CONFIGS[case]))
+    assert_says_what_to_do(err.value)
 
 
 HOSTILE_META = {
@@ -343,8 +426,9 @@ HOSTILE_META = {
 
 @pytest.mark.parametrize("case", list(HOSTILE_META))
 def test_hostile_meta(model, case):
-    with pytest.raises(CheckpointError):
+    with pytest.raises(CheckpointError) as err:
         load_checkpoint(craft(tensors_of(model), GOOD_CONFIG, HOSTILE_META[case]))
+    assert_says_what_to_do(err.value)
 
 
 def _header_only(header: bytes) -> bytes:
@@ -360,14 +444,20 @@ HOSTILE_HEADERS = {
     "metadata not an object": _header_only(b'{"__metadata__": "x"}'),
     "header nested 100k deep": _header_only(b'{"a": ' + b"[" * 100_000 + b"]" * 100_000 + b"}"),
     "header number with 5000 digits": _header_only(b'{"a": ' + b"9" * 5000 + b"}"),
-    "tensor offsets past the end": _header_only(json.dumps(OFFSETS_PAST_THE_END).encode()),
+    "tensor offsets past the end": seal(_header_only(json.dumps(OFFSETS_PAST_THE_END).encode())),
 }
 
 
 @pytest.mark.parametrize("case", list(HOSTILE_HEADERS))
 def test_hostile_header(case):
-    with pytest.raises(CheckpointError):
+    with pytest.raises(CheckpointError) as err:
         load_checkpoint(HOSTILE_HEADERS[case])
+    assert_says_what_to_do(err.value)
+
+
+def test_tensor_offsets_past_the_end_are_named_as_damage():
+    with pytest.raises(CheckpointError, match="the file is damaged: its tensors cannot be read"):
+        load_checkpoint(HOSTILE_HEADERS["tensor offsets past the end"])
 
 
 def test_a_save_killed_half_way_leaves_the_previous_checkpoint_loadable(tmp_path, model):

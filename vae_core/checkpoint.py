@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import contextlib
+import hashlib
+import hmac
 import json
 import math
 import os
@@ -39,26 +41,48 @@ MAX_CLASSES = 100
 MAX_NAME = 64  # characters in a dataset or class name
 _CONFIG_KEYS = {"image_shape", "hidden_sizes", "latent_dim", "beta", "kind"}
 _META_KEYS = {"dataset", "class_names", "history", "train_config", "note"}
+# In the header's metadata: sha256 of the canonical header without this field, then of the tensor bytes.
+# It covers the header too, so one flipped bit anywhere gives the same "damaged" message.
+CHECKSUM_KEY = "sha256"
+SAVE_HINT = "python -m vae_core.train or the app's download button"  # how a good checkpoint is made
+CHOOSE_ANOTHER = f"choose a .safetensors checkpoint saved by latent-lab ({SAVE_HINT})"
+RESAVE = f"re-download it, or re-save it with {SAVE_HINT}"
 
 
 def checkpoint_bytes(model: VAE, meta: dict | None = None) -> bytes:
     """The checkpoint file's bytes (for downloads), refusing non-finite weights."""
     tensors = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
     if not all(torch.isfinite(t).all() for t in tensors.values()):
-        raise CheckpointError("the model has non-finite weights; it was not saved")
+        raise CheckpointError(
+            "the model has non-finite weights, so it was not saved; train it again with a lower learning rate"
+        )
     meta = dict(meta or {})
     _check_meta(meta)
     header = {"format": FORMAT, "config": json.dumps(model.config.to_dict()), "meta": json.dumps(meta)}
-    return _canonical(st_save(tensors, metadata=header))
+    return _seal(st_save(tensors, metadata=header))
 
 
-def _canonical(data: bytes) -> bytes:
-    """Rewrite the header with sorted keys: safetensors writes metadata in hash-map order, so the
-    same model would otherwise give different bytes (and a spurious diff in git) on every save."""
+def _seal(data: bytes) -> bytes:
+    """Add the checksum and rewrite the header with sorted keys: safetensors writes metadata in hash-map
+    order, so the same model would otherwise give different bytes (and a spurious diff in git) each save."""
     (n,) = struct.unpack("<Q", data[:8])
-    header = json.dumps(json.loads(data[8 : 8 + n]), sort_keys=True, separators=(",", ":")).encode()
-    header += b" " * (-len(header) % 8)  # safetensors pads the header to 8-byte alignment with spaces
-    return struct.pack("<Q", len(header)) + header + data[8 + n :]
+    header, body = json.loads(data[8 : 8 + n]), memoryview(data)[8 + n :]
+    header["__metadata__"][CHECKSUM_KEY] = _checksum(header, body)
+    text = _canonical_json(header)
+    text += b" " * (-len(text) % 8)  # safetensors pads the header to 8-byte alignment with spaces
+    return struct.pack("<Q", len(text)) + text + body
+
+
+def _canonical_json(header: dict) -> bytes:
+    return json.dumps(header, sort_keys=True, separators=(",", ":")).encode()
+
+
+def _checksum(header: dict, body: memoryview) -> str:
+    """sha256 of the header as saved minus the checksum itself, then of the tensor bytes after it."""
+    metadata = {k: v for k, v in header["__metadata__"].items() if k != CHECKSUM_KEY}
+    digest = hashlib.sha256(_canonical_json({**header, "__metadata__": metadata}))
+    digest.update(body)
+    return digest.hexdigest()
 
 
 def save_checkpoint(path: str | os.PathLike, model: VAE, meta: dict | None = None) -> None:
@@ -110,11 +134,12 @@ def load_checkpoint(source: str | os.PathLike | bytes) -> tuple[VAE, dict]:
     """Load a path or the bytes of an upload; return (model in eval mode, metadata dict)."""
     data = _read_capped(source)
     header = _parse_header(data)
+    _verify_checksum(header, data)  # first: a damaged file gets this message, not whatever broke in it
     config, meta = parse_metadata(header.get("__metadata__"))
     try:
         tensors = st_load(data)
     except (SafetensorError, RuntimeError, ValueError) as exc:
-        raise CheckpointError(f"the tensors cannot be read ({exc}); the file is damaged") from exc
+        raise CheckpointError(f"the file is damaged: its tensors cannot be read ({exc}); {RESAVE}") from exc
     model = VAE(config)
     _check_tensors(model, tensors)
     model.load_state_dict(tensors, strict=True)
@@ -127,24 +152,30 @@ def _read_capped(source: str | os.PathLike | bytes) -> bytes:
     else:
         path = Path(source)
         if path.suffix != ".safetensors":
-            raise CheckpointError(f"{path.name}: only .safetensors checkpoints are accepted")
+            raise CheckpointError(f"{path.name}: only .safetensors checkpoints are accepted; {CHOOSE_ANOTHER}")
         try:
             size = path.stat().st_size
             if size > MAX_CHECKPOINT_BYTES:
-                raise CheckpointError(f"{path.name} is {size} bytes; the limit is {MAX_CHECKPOINT_BYTES}")
+                raise CheckpointError(_too_big(size))
             data = path.read_bytes()
         except OSError as exc:
-            raise CheckpointError(f"cannot read {path}: {exc.strerror or exc}") from exc
+            raise CheckpointError(
+                f"cannot read {path}: {exc.strerror or exc}; check the path or {CHOOSE_ANOTHER}"
+            ) from exc
     if len(data) > MAX_CHECKPOINT_BYTES:
-        raise CheckpointError(f"the file is {len(data)} bytes; the limit is {MAX_CHECKPOINT_BYTES}")
+        raise CheckpointError(_too_big(len(data)))
     return data
+
+
+def _too_big(size: int) -> str:
+    return f"the file is {size} bytes; the limit is {MAX_CHECKPOINT_BYTES}: {CHOOSE_ANOTHER}"
 
 
 def _parse_header(data: bytes) -> dict:
     """Check the safetensors framing ourselves: an 8-byte length, then that many bytes of JSON."""
     not_st = "not a safetensors checkpoint"
     if len(data) < 10:
-        raise CheckpointError(f"the file is {len(data)} bytes long: {not_st}")
+        raise CheckpointError(f"the file is {len(data)} bytes long: {not_st}; {CHOOSE_ANOTHER}")
     (n,) = struct.unpack("<Q", data[:8])
     header = None
     if n <= min(MAX_HEADER_BYTES, len(data) - 8):
@@ -156,16 +187,50 @@ def _parse_header(data: bytes) -> dict:
         return header
     # Only now look for other formats: a real header length can start with the same bytes.
     if data[:1] == b"\x80" or data[:2] == b"PK":
-        raise CheckpointError(f"{not_st}: it looks like a pickle / torch.save file, which is never loaded here")
+        raise CheckpointError(
+            f"{not_st}: it looks like a pickle / torch.save file, which is never loaded here; {CHOOSE_ANOTHER}"
+        )
     if n > len(data) - 8:
-        raise CheckpointError(f"{not_st}: its header claims {n} bytes but the file has {len(data) - 8}")
-    raise CheckpointError(f"{not_st}: its header is not a JSON object of at most {MAX_HEADER_BYTES} bytes")
+        raise CheckpointError(
+            f"{not_st}: its header claims {n} bytes but the file has {len(data) - 8} (cut short or not a "
+            f"checkpoint); {RESAVE}"
+        )
+    raise CheckpointError(
+        f"{not_st}: its header is not a JSON object of at most {MAX_HEADER_BYTES} bytes; {CHOOSE_ANOTHER}"
+    )
+
+
+def _verify_checksum(header: dict, data: bytes) -> None:
+    """Refuse a file whose header or tensor bytes changed since it was saved."""
+    metadata = header.get("__metadata__")
+    _check_sealed(metadata)
+    (n,) = struct.unpack("<Q", data[:8])
+    if not hmac.compare_digest(metadata[CHECKSUM_KEY], _checksum(header, memoryview(data)[8 + n :])):
+        raise CheckpointError(f"the file is damaged: its contents do not match the checksum saved with it; {RESAVE}")
+
+
+def _check_sealed(metadata: object) -> None:
+    """The format tag, then a checksum field (64 hex digits), which every latent-lab save writes."""
+    if not isinstance(metadata, dict) or metadata.get("format") != FORMAT:
+        raise CheckpointError(f"not a latent-lab checkpoint: its metadata lacks format {FORMAT!r}; {CHOOSE_ANOTHER}")
+    saved = metadata.get(CHECKSUM_KEY)
+    if not (isinstance(saved, str) and len(saved) == 64 and all(c in "0123456789abcdef" for c in saved)):
+        raise CheckpointError(
+            f"the checkpoint has no valid {CHECKSUM_KEY} checksum, so damage could not be detected "
+            f"(an older or foreign file); {RESAVE}"
+        )
 
 
 def parse_metadata(metadata: object) -> tuple[VAEConfig, dict]:
     """Validate the header's metadata against the schema; return (config, meta)."""
-    if not isinstance(metadata, dict) or metadata.get("format") != FORMAT:
-        raise CheckpointError(f"not a latent-lab checkpoint: its metadata lacks format {FORMAT!r}")
+    _check_sealed(metadata)
+    try:
+        return _parse_fields(metadata)
+    except CheckpointError as exc:
+        raise CheckpointError(f"{exc}; {CHOOSE_ANOTHER}") from exc
+
+
+def _parse_fields(metadata: dict) -> tuple[VAEConfig, dict]:
     config = _json_field(metadata, "config")
     meta = _json_field(metadata, "meta")
     if not isinstance(config, dict) or set(config) != _CONFIG_KEYS:
@@ -237,12 +302,15 @@ def _check_tensors(model: VAE, tensors: dict[str, torch.Tensor]) -> None:
     expected = model.state_dict()
     missing, extra = set(expected) - set(tensors), set(tensors) - set(expected)
     if missing or extra:
-        raise CheckpointError(f"the tensors do not match the config: missing {sorted(missing)}, extra {sorted(extra)}")
+        raise CheckpointError(
+            f"the tensors do not match the config: missing {sorted(missing)}, extra {sorted(extra)}; {CHOOSE_ANOTHER}"
+        )
     for name, ref in expected.items():
         t = tensors[name]
         if t.shape != ref.shape or t.dtype != ref.dtype:
             raise CheckpointError(
-                f"tensor {name} is {t.dtype} {tuple(t.shape)}; expected {ref.dtype} {tuple(ref.shape)}"
+                f"tensor {name} is {t.dtype} {tuple(t.shape)}; expected {ref.dtype} {tuple(ref.shape)}; "
+                + CHOOSE_ANOTHER
             )
         if not torch.isfinite(t).all():
-            raise CheckpointError(f"tensor {name} holds NaN or infinite values")
+            raise CheckpointError(f"tensor {name} holds NaN or infinite values; {CHOOSE_ANOTHER}")
