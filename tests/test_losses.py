@@ -77,10 +77,26 @@ def test_beta_weights_the_kl_term(beta):
     mu, logvar = random_posterior(b=4, z=2)
     terms = vae_loss(x, logits, mu, logvar, beta=beta)
     torch.testing.assert_close(terms.total, terms.reconstruction + beta * terms.kl)
-    if beta == 0.0:
-        assert float(terms.kl) == 0.0 and torch.equal(terms.total, terms.reconstruction)
-    else:
-        torch.testing.assert_close(terms.kl, reference_kl(mu, logvar).sum())
+    torch.testing.assert_close(terms.kl, reference_kl(mu, logvar).sum())  # measured whatever its weight
+
+
+def test_beta_zero_reports_the_real_kl_but_leaves_it_out_of_the_total():
+    x = torch.rand(4, 1, 8, 8)
+    logits = torch.randn(4, 1, 8, 8)
+    mu = torch.randn(4, 2, requires_grad=True)
+    logvar = torch.zeros(4, 2)
+    terms = vae_loss(x, logits, mu, logvar, beta=0.0)
+    assert float(terms.kl) > 0 and torch.equal(terms.total, terms.reconstruction)
+    torch.testing.assert_close(terms.kl, reference_kl(mu.detach(), logvar).sum().float())
+    assert not terms.total.requires_grad  # the KL does not reach the gradient
+
+
+def test_a_plain_autoencoder_keeps_the_kl_out():
+    x = torch.rand(4, 1, 8, 8)
+    logits = torch.randn(4, 1, 8, 8)
+    mu, logvar = torch.randn(4, 2), torch.full((4, 2), -12.0)
+    terms = vae_loss(x, logits, mu, logvar, beta=1.0, include_kl=False)
+    assert float(terms.kl) == 0.0 and torch.equal(terms.total, terms.reconstruction)
 
 
 def test_loss_has_finite_gradients_for_every_input():

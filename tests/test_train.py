@@ -299,6 +299,24 @@ def test_evaluate_is_the_mean_loss_per_image(digits_train):
     assert result["recon"] == pytest.approx(result["loss"], rel=1e-9) and result["kl"] == 0.0
 
 
+def test_a_beta_zero_vae_reports_its_real_kl(digits_train, digits_test):
+    """beta = 0 drops the KL from the objective, not from the report: the history still shows it."""
+    torch.manual_seed(0)
+    model = VAE(VAEConfig(image_shape=(8, 8), hidden_sizes=(16,), latent_dim=2, beta=0.0))
+    history = train(model, digits_train, digits_test, TrainConfig(epochs=1))
+    record = history[-1]
+    assert record["test_kl"] > 0 and record["train_kl"] > 0
+    assert record["test_loss"] == record["test_recon"] and record["train_loss"] == record["train_recon"]
+
+
+def test_a_plain_autoencoder_reports_no_kl(digits_train, digits_test):
+    torch.manual_seed(0)
+    model = VAE(VAEConfig(image_shape=(8, 8), hidden_sizes=(16,), latent_dim=2, kind="ae"))
+    record = train(model, digits_train, digits_test, TrainConfig(epochs=1))[-1]
+    assert record["test_kl"] == 0.0 and record["train_kl"] == 0.0
+    assert record["test_loss"] == record["test_recon"]
+
+
 def test_evaluate_restores_the_mode_and_the_global_rng(digits_test, small_model):
     small_model.train()
     torch.manual_seed(42)

@@ -16,7 +16,7 @@ class LossTerms:
 
     reconstruction: torch.Tensor  # scalar: summed Bernoulli negative log-likelihood
     kl: torch.Tensor  # scalar: summed KL(q(z|x) || N(0, I))
-    total: torch.Tensor  # reconstruction + beta * kl
+    total: torch.Tensor  # reconstruction + beta * kl (kl is reported even when beta = 0)
 
 
 def kl_divergence(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
@@ -33,8 +33,18 @@ def vae_loss(
     mu: torch.Tensor,
     logvar: torch.Tensor,
     beta: float = 1.0,
+    include_kl: bool = True,
 ) -> LossTerms:
-    """x, recon_logits: (B, 1, H, W); mu, logvar: (B, Z). beta = 0 gives a plain autoencoder loss."""
+    """x, recon_logits: (B, 1, H, W); mu, logvar: (B, Z).
+
+    The KL term is always measured, so a beta = 0 VAE still reports how far its codes are from the
+    prior; beta only weights it in the total. include_kl=False is for a plain autoencoder, whose fixed
+    log-variance makes a KL value meaningless: it is reported as 0.
+    """
     reconstruction = F.binary_cross_entropy_with_logits(recon_logits, x, reduction="sum")
-    kl = kl_divergence(mu, logvar).sum() if beta else torch.zeros((), device=x.device)
+    if not include_kl:
+        return LossTerms(reconstruction, torch.zeros((), device=x.device), reconstruction)
+    kl = kl_divergence(mu, logvar).sum()
+    if not beta:  # reported only: kept out of the graph, and total is exactly the reconstruction
+        return LossTerms(reconstruction, kl.detach(), reconstruction)
     return LossTerms(reconstruction, kl, reconstruction + beta * kl)

@@ -126,7 +126,7 @@ def evaluate(model: VAE, data: torch.Tensor) -> dict[str, float]:
 def _batch_loss(model: VAE, x: torch.Tensor):
     mu, logvar = model.encode(x)
     logits = model.decode_logits(model.reparameterize(mu, logvar))
-    return vae_loss(x, logits, mu, logvar, model.beta)
+    return vae_loss(x, logits, mu, logvar, model.beta, include_kl=model.config.kind != "ae")
 
 
 def train(
