@@ -229,3 +229,10 @@ def test_tsne_text_does_not_say_clusters_are_real() -> None:
 
     text = teaching.projection_text("tsne", 20)
     assert "Clusters are real" not in text and "split or merge" in text and "mean little" in text
+
+
+def test_the_scatter_is_drawn_on_a_canvas() -> None:
+    """Below 2,000 points Streamlit lets Vega draw SVG (a DOM node per point); the page asks for a canvas."""
+    at = open_latent(state={"prior_n": 25})
+    spec = json.loads(at.get("vega_lite_chart")[0].proto.spec)
+    assert spec["usermeta"]["embedOptions"]["renderer"] == "canvas"
