@@ -32,6 +32,8 @@ PAGES = {
     "compare": "/compare",
     "digit": "/digit",
     "dimensions": "/dimensions?model=mnist-vae-z20",
+    # every layer at once (the README's first picture): 1σ ellipses, prior draws, the decoded manifold
+    "hero": "/latent?model=mnist-vae-z2&projection=raw&prior=25&sigma=1&manifold=1",
 }
 STARTUP_S = 90
 
@@ -77,7 +79,7 @@ def test_page_renders_without_errors(server, page, name: str) -> None:
     assert page.locator('[data-testid="stAlertContentError"]').count() == 0
     assert page.locator('[data-testid="stSidebar"] [data-testid="stSelectbox"]').count() == 2
     assert page.get_by_text("Start here").count() >= 1  # app.py's navigation, not file names
-    if name in ("latent", "interpolate"):
+    if name in ("latent", "interpolate", "hero"):
         assert page.locator('[data-testid="stVegaLiteChart"]').count() >= 1
     if name in ("samples", "interpolate", "compare", "dimensions"):
         assert page.locator('[data-testid="stImage"] img').count() >= 1
