@@ -99,7 +99,8 @@ def joint_tsne(fingerprint: str, _entry: ModelEntry, n: int, params: tuple, _ext
     return emb[: len(data)], emb[len(data) :]
 
 
-@st.cache_resource(show_spinner="Loading the training set…")
+# A training set as floats is 188 MB for MNIST: at most two data sets held, each dropped after an hour unused.
+@st.cache_resource(show_spinner="Loading the training set…", ttl=CACHE_TTL_S, max_entries=2)
 def train_images(dataset: str) -> tuple[torch.Tensor, str]:
     """(N, H*W) float training images for nearest-neighbour checks, or the test split when the
     training set cannot be had here (offline without its files), named in the second element."""
