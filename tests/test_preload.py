@@ -63,3 +63,9 @@ def test_freed_memory_can_be_trimmed_on_linux():
     if not sys.platform.startswith("linux"):
         return
     assert preload.trim_memory(), "glibc's malloc_trim should be callable on Linux"
+
+
+def test_malloc_arenas_can_be_capped_on_linux():
+    if not sys.platform.startswith("linux"):
+        return
+    assert preload.limit_arenas(), "glibc's mallopt(M_ARENA_MAX) should be callable on Linux"

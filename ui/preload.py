@@ -79,6 +79,19 @@ def trim_memory() -> bool:
         return False
 
 
+M_ARENA_MAX = -8  # glibc's mallopt parameter number
+ARENAS = 2  # one per core: script runs are threads, and each new thread would otherwise get its own arena
+
+
+def limit_arenas() -> bool:
+    """Cap glibc's malloc arenas before visitors' threads start (False where there is no glibc)."""
+    name = ctypes.util.find_library("c")
+    try:
+        return bool(name and ctypes.CDLL(name).mallopt(M_ARENA_MAX, ARENAS) == 1)
+    except (OSError, AttributeError):
+        return False
+
+
 def _trim_forever() -> None:
     while trim_memory():
         time.sleep(TRIM_EVERY_S)
@@ -89,6 +102,7 @@ def start() -> None:
     if _started.is_set():
         return
     _started.set()
+    limit_arenas()
     threading.Thread(target=_import_all, name="latent-lab-preload", daemon=True).start()
     threading.Thread(target=_trim_forever, name="latent-lab-trim", daemon=True).start()
 
