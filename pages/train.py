@@ -8,7 +8,7 @@ from functools import partial
 
 import streamlit as st
 
-from ui import state, teaching, training, views
+from ui import cache, state, teaching, training, views
 from vae_core import LatentLabError, TrainConfig, checkpoint_bytes, load_checkpoint
 from vae_core.charts import loss_chart
 
@@ -118,5 +118,6 @@ if "test_loss" in last:
     recorded = {"loss": last["test_loss"], "recon": last["test_recon"], "kl": last["test_kl"]}
     show_test_loss(c4, loss_caption, recorded, beta, f"after {last['epoch']} epochs")
 else:  # no history (e.g. uploaded): computed now; last, as require_test_data stops the page without a split
-    loss = training.test_loss(entry, views.require_test_data(entry))
+    views.require_test_data(entry)
+    loss = cache.test_loss(entry.fingerprint, entry)
     show_test_loss(c4, loss_caption, loss, beta, "computed now on the test split")

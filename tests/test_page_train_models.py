@@ -80,11 +80,11 @@ def test_an_uploaded_model_without_history_shows_its_test_loss_now() -> None:
 
 
 def test_the_test_loss_is_computed_once_per_model(monkeypatch) -> None:
-    import ui.training
+    import ui.cache
 
     calls = []
-    real = ui.training.evaluate
-    monkeypatch.setattr(ui.training, "evaluate", lambda model, x: calls.append(len(x)) or real(model, x))
+    real = ui.cache.evaluate
+    monkeypatch.setattr(ui.cache, "evaluate", lambda model, x: calls.append(len(x)) or real(model, x))
     at = upload(open_train_page(), "once.safetensors", checkpoint_bytes(digits_model(seed=5), {"dataset": "mnist"}))
     at.run()
     at.run()

@@ -6,7 +6,7 @@ import numpy as np
 import streamlit as st
 import torch
 
-from vae_core import Dataset, LatentLabError, load_dataset
+from vae_core import Dataset, LatentLabError, evaluate, load_dataset
 from vae_core.analysis import nearest_rows
 from vae_core.bundled import bundled_model_paths
 from vae_core.latents import decode, encode_dataset
@@ -43,6 +43,12 @@ def latents(fingerprint: str, _entry: ModelEntry) -> tuple[np.ndarray, np.ndarra
     """(mu, logvar) of the whole test split, (N, Z) each."""
     mu, logvar = encode_dataset(_entry.model, test_split(_entry))
     return mu.numpy(), logvar.numpy()
+
+
+@st.cache_data(ttl=CACHE_TTL_S, max_entries=MAX_ENTRIES, show_spinner="Computing the test loss…")
+def test_loss(fingerprint: str, _entry: ModelEntry) -> dict[str, float]:
+    """The model's loss on its test split now: {"recon", "kl", "loss"}, nats per image."""
+    return evaluate(_entry.model, test_split(_entry).as_float())
 
 
 @st.cache_resource(show_spinner=False)

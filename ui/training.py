@@ -10,7 +10,7 @@ import streamlit as st
 import torch
 from streamlit.runtime.scriptrunner_utils.exceptions import ScriptControlException
 
-from vae_core import DATASET_NAMES, VAE, Dataset, LatentLabError, TrainConfig, VAEConfig, evaluate, load_dataset, train
+from vae_core import DATASET_NAMES, VAE, Dataset, LatentLabError, TrainConfig, VAEConfig, load_dataset, train
 from vae_core.charts import loss_chart
 from vae_core.train import StepInfo
 
@@ -19,8 +19,6 @@ from . import state
 PUBLIC_ENV = "LATENT_LAB_PUBLIC"  # "1" on a public demo: no server folders, no 'idx' data set
 BUSY = "Another visitor is training a model; try again in a minute."
 NOTHING_KEPT = "Stopped before the first epoch finished; nothing was kept, the current model is unchanged."
-CACHE_TTL_S = 3600  # test losses of models no one looked at for an hour are dropped
-MAX_ENTRIES = 32  # bounds server memory with many visitors
 # One run at a time across all sessions: two would halve each other's speed on a 2-core server.
 _RUNS = threading.Semaphore(1)
 
@@ -98,13 +96,3 @@ def _keep(model: VAE, meta: dict, word: str, test_data: Dataset | None) -> None:
     state.add_user_model(model, dict(meta, history=list(meta["history"])), "trained", test_data)
     st.session_state[state.FLASH] = f"{word} the new model is now current (only in your session)."
     st.session_state["_trained_at"] = time.time()
-
-
-def test_loss(entry: state.ModelEntry, data: Dataset) -> dict[str, float]:
-    """The model's loss on its test split now (reconstruction, KL, total; nats per image)."""
-    return _test_loss(entry.fingerprint, entry, data)
-
-
-@st.cache_data(ttl=CACHE_TTL_S, max_entries=MAX_ENTRIES, show_spinner="Computing the test loss…")
-def _test_loss(fingerprint: str, _entry: state.ModelEntry, _data: Dataset) -> dict[str, float]:
-    return evaluate(_entry.model, _data.as_float())  # the fingerprint covers the data set and test split
