@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import ctypes.util
+import functools
 import importlib
 import logging
 import threading
@@ -71,12 +72,11 @@ def trim_memory() -> bool:
     arenas, counted in the server's memory, until trimmed (load test: 1616 MB an idle 150 s after ten
     visitors left, against 1287 MB before they came).
     """
-    name = ctypes.util.find_library("c")
-    try:
-        libc = ctypes.CDLL(name) if name else None
-        return bool(libc and libc.malloc_trim(0) is not None)
-    except (OSError, AttributeError):  # not glibc (macOS, musl): nothing to trim this way
+    libc = _glibc()
+    if libc is None:
         return False
+    libc.malloc_trim(0)
+    return True
 
 
 M_ARENA_MAX = -8  # glibc's mallopt parameter number
@@ -85,11 +85,19 @@ ARENAS = 2  # one per core: script runs are threads, and each new thread would o
 
 def limit_arenas() -> bool:
     """Cap glibc's malloc arenas before visitors' threads start (False where there is no glibc)."""
+    libc = _glibc()
+    return libc is not None and libc.mallopt(M_ARENA_MAX, ARENAS) == 1
+
+
+@functools.cache
+def _glibc() -> ctypes.CDLL | None:
+    """The C library, once (find_library runs ldconfig), if it is glibc; None on macOS, musl and the like."""
     name = ctypes.util.find_library("c")
     try:
-        return bool(name and ctypes.CDLL(name).mallopt(M_ARENA_MAX, ARENAS) == 1)
-    except (OSError, AttributeError):
-        return False
+        libc = ctypes.CDLL(name) if name else None
+        return libc if libc is not None and hasattr(libc, "malloc_trim") and hasattr(libc, "mallopt") else None
+    except OSError:
+        return None
 
 
 def _trim_forever() -> None:
