@@ -25,6 +25,20 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "slow: takes more than a few seconds (training, subprocesses, UMAP)")
 
 
+@pytest.fixture
+def open_train_page():
+    """A factory: each call is a fresh visitor's AppTest, run through app.py onto the train page."""
+    from streamlit.testing.v1 import AppTest
+
+    def open_() -> AppTest:
+        at = AppTest.from_file(str(REPO_ROOT / "app.py"), default_timeout=120)
+        at.run()
+        at.switch_page("pages/train.py")
+        return at.run()
+
+    return open_
+
+
 def in_ci() -> bool:
     return os.environ.get("CI", "").strip().lower() not in ("", "0", "false", "no")
 

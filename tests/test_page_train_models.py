@@ -2,23 +2,12 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import torch
 from streamlit.testing.v1 import AppTest
 
 from ui.state import ModelEntry
 from vae_core import VAE, VAEConfig, checkpoint_bytes, load_dataset
 from vae_core.precompute import fingerprint
-
-APP = str(Path(__file__).resolve().parent.parent / "app.py")
-
-
-def open_train_page() -> AppTest:
-    at = AppTest.from_file(APP, default_timeout=120)
-    at.run()
-    at.switch_page("pages/train.py")
-    return at.run()
 
 
 def digits_model(beta: float = 1.0, seed: int = 0) -> VAE:
@@ -54,7 +43,7 @@ def test_a_model_with_its_own_test_split_has_its_own_key() -> None:
     assert len({by_name.fingerprint, own.fingerprint, own_subset.fingerprint}) == 3
 
 
-def test_two_models_with_the_same_data_set_and_z_have_distinct_labels() -> None:
+def test_two_models_with_the_same_data_set_and_z_have_distinct_labels(open_train_page) -> None:
     at = open_train_page()
     upload(at, "a.safetensors", checkpoint_bytes(digits_model(seed=1), {"dataset": "mnist"}))
     upload(at, "b.safetensors", checkpoint_bytes(digits_model(seed=2), {"dataset": "mnist"}))
@@ -66,7 +55,7 @@ def test_two_models_with_the_same_data_set_and_z_have_distinct_labels() -> None:
     assert "β=4" in ours[2] and "β=" not in ours[0]
 
 
-def test_an_uploaded_model_without_history_shows_its_test_loss_now() -> None:
+def test_an_uploaded_model_without_history_shows_its_test_loss_now(open_train_page) -> None:
     from vae_core import evaluate
 
     model = digits_model(seed=4)
@@ -79,7 +68,7 @@ def test_an_uploaded_model_without_history_shows_its_test_loss_now() -> None:
     assert "computed now" in caption
 
 
-def test_the_test_loss_is_computed_once_per_model(monkeypatch) -> None:
+def test_the_test_loss_is_computed_once_per_model(monkeypatch, open_train_page) -> None:
     import ui.cache
 
     calls = []

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-from pathlib import Path
 
 import torch
 from streamlit.runtime.scriptrunner_utils.exceptions import StopException
@@ -11,15 +10,6 @@ from streamlit.testing.v1 import AppTest
 
 import ui.training
 from vae_core import train as real_train
-
-APP = str(Path(__file__).resolve().parent.parent / "app.py")
-
-
-def open_train_page() -> AppTest:
-    at = AppTest.from_file(APP, default_timeout=120)
-    at.run()
-    at.switch_page("pages/train.py")
-    return at.run()
 
 
 def click_train(at: AppTest, epochs: int = 3) -> AppTest:
@@ -30,7 +20,7 @@ def click_train(at: AppTest, epochs: int = 3) -> AppTest:
     return at.run()
 
 
-def test_stop_mid_epoch_installs_the_last_completed_epoch(monkeypatch) -> None:
+def test_stop_mid_epoch_installs_the_last_completed_epoch(monkeypatch, open_train_page) -> None:
     kept = {}
 
     def one_epoch_then_stop(model, train_set, test_set, config, on_step=None, on_epoch_end=None):
@@ -52,7 +42,7 @@ def test_stop_mid_epoch_installs_the_last_completed_epoch(monkeypatch) -> None:
     assert "Stopped after epoch 1 of 3" in at.success[0].value
 
 
-def test_stop_during_the_first_epoch_installs_nothing(monkeypatch) -> None:
+def test_stop_during_the_first_epoch_installs_nothing(monkeypatch, open_train_page) -> None:
     def stop_at_once(model, train_set, test_set, config, on_step=None, on_epoch_end=None):
         with torch.no_grad():
             next(model.parameters()).add_(1.0)
@@ -69,7 +59,7 @@ def test_stop_during_the_first_epoch_installs_nothing(monkeypatch) -> None:
     assert "before the first epoch finished; nothing was kept" in at.warning[0].value
 
 
-def test_only_one_training_run_at_a_time() -> None:
+def test_only_one_training_run_at_a_time(open_train_page) -> None:
     assert ui.training._RUNS.acquire(blocking=False)  # another visitor's run
     try:
         at = click_train(open_train_page(), epochs=1)
@@ -82,7 +72,7 @@ def test_only_one_training_run_at_a_time() -> None:
     assert not at.exception and len(at.session_state["user_models"]) == 1
 
 
-def test_the_public_demo_hides_server_folders_and_idx(monkeypatch) -> None:
+def test_the_public_demo_hides_server_folders_and_idx(monkeypatch, open_train_page) -> None:
     at = open_train_page()
     assert "idx" in at.selectbox(key="train_dataset").options
     assert [t for t in at.text_input if t.key == "train_dir"]
