@@ -23,6 +23,7 @@ from vae_core import (
     load_checkpoint,
     vae_loss,
 )
+from vae_core.backprop import FlatStep
 from vae_core.train import StepInfo, TrainConfig, evaluate, train
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -203,27 +204,26 @@ def index_coded(n: int) -> Dataset:
 
 
 def image_ids(x: torch.Tensor) -> list[int]:
-    pixels = (x[:, 0, 0, :2] * 255).round().long()
+    pixels = (x.flatten(1)[:, :2] * 255).round().long()
     return (pixels[:, 0] + 256 * pixels[:, 1]).tolist()
 
 
 @pytest.mark.parametrize(("n", "batch_size"), [(300, 32), (103, 10), (50, 128)])
-def test_every_image_exactly_once_per_epoch(n, batch_size):
+def test_every_image_exactly_once_per_epoch(monkeypatch, n, batch_size):
     model = VAE(VAEConfig(image_shape=(4, 4), hidden_sizes=(8,), latent_dim=2))
     batches: list[list[int]] = []
     epochs: list[list[list[int]]] = []
-    real_encode = model.encode
+    real_step = FlatStep.step
 
-    def recording_encode(x: torch.Tensor):
-        if torch.is_grad_enabled():  # a training step, not an evaluation
-            batches.append(image_ids(x))
-        return real_encode(x)
+    def recording_step(self, x: torch.Tensor):
+        batches.append(image_ids(x))
+        return real_step(self, x)
 
     def end_epoch(_record: dict) -> None:
         epochs.append(list(batches))
         batches.clear()
 
-    model.encode = recording_encode  # the training step encodes each batch exactly once
+    monkeypatch.setattr(FlatStep, "step", recording_step)  # one call per training batch
     train(model, index_coded(n), None, TrainConfig(epochs=3, batch_size=batch_size), on_epoch_end=end_epoch)
     assert len(epochs) == 3
     for epoch in epochs:
@@ -251,11 +251,13 @@ def test_learning_rate_ten_finishes_finite_or_says_the_learning_rate_is_too_high
 
 
 def test_non_finite_losses_in_a_row_raise_and_leave_the_weights_alone(monkeypatch, digits_train, small_model):
-    def nan_loss(*args, **kwargs) -> LossTerms:
-        terms = vae_loss(*args, **kwargs)
+    real_loss = FlatStep._loss
+
+    def nan_loss(self, *args, **kwargs) -> LossTerms:
+        terms = real_loss(self, *args, **kwargs)
         return LossTerms(terms.reconstruction, terms.kl, terms.total * float("nan"))
 
-    monkeypatch.setattr(TRAIN_MODULE, "vae_loss", nan_loss)
+    monkeypatch.setattr(FlatStep, "_loss", nan_loss)
     start = weights(small_model)
     with pytest.raises(TrainingDivergedError) as err:
         train(small_model, digits_train, None, TrainConfig(epochs=1, lr=0.5))
@@ -263,18 +265,21 @@ def test_non_finite_losses_in_a_row_raise_and_leave_the_weights_alone(monkeypatc
     assert same_weights(start, weights(small_model))
 
 
-def test_a_non_finite_gradient_never_leaves_nan_weights(digits_train, small_model):
-    """An overflowing gradient (simulated by a hook) with a finite loss: whatever train() does about it,
-    the model it hands back - normally or with TrainingDivergedError - has finite weights, as its
-    docstring promises ("the weights keep their last finite values")."""
+def test_a_non_finite_gradient_never_leaves_nan_weights(monkeypatch, digits_train, small_model):
+    """An overflowing gradient (simulated in the encoder's backward pass) with a finite loss: whatever
+    train() does about it, the model it hands back - normally or with TrainingDivergedError - has
+    finite weights, as its docstring promises ("the weights keep their last finite values")."""
     backward_calls = 0
+    real_backward = FlatStep._encoder_backward
 
-    def overflow_once(grad: torch.Tensor) -> torch.Tensor:
+    def overflow_once(self, *args) -> None:
         nonlocal backward_calls
         backward_calls += 1
-        return torch.full_like(grad, float("inf")) if backward_calls == 3 else grad
+        real_backward(self, *args)
+        if backward_calls == 3:
+            self.head_gw.fill_(float("inf"))
 
-    small_model.to_mu.weight.register_hook(overflow_once)
+    monkeypatch.setattr(FlatStep, "_encoder_backward", overflow_once)
     try:
         train(small_model, digits_train, None, TrainConfig(epochs=1, batch_size=64))
     except TrainingDivergedError as exc:

@@ -9,6 +9,7 @@ from dataclasses import asdict, dataclass
 
 import torch
 
+from .backprop import FlatStep
 from .data import Dataset
 from .errors import ConfigError, TrainingDivergedError
 from .losses import vae_loss
@@ -150,27 +151,30 @@ def train(
     model.to(device).train()
     x_train = train_set.as_float().to(device)
     x_test = test_set.as_float().to(device) if test_set is not None else None
-    optimizer = _adam(model, config)
-    steps = math.ceil(len(x_train) / config.batch_size)
-    schedule = _schedule(optimizer, config, steps)
     history: list[dict] = []
     baseline = evaluate(model, x_test if x_test is not None else x_train[:EVAL_BATCH])["loss"]
+    stepper = _stepper(model, config)
+    steps = math.ceil(len(x_train) / config.batch_size)
+    schedule = _schedule(stepper.optimizer, config, steps)
     start = time.perf_counter()
     gen = torch.Generator().manual_seed(config.seed)
-    for epoch in range(1, config.epochs + 1):
-        t0 = time.perf_counter()
-        sums, stopped = _run_epoch(
-            model, optimizer, schedule, x_train, config, gen, epoch, steps, start, on_step, should_stop
-        )
-        if stopped:
-            break
-        record = _epoch_record(model, epoch, sums, len(x_train), x_test, time.perf_counter() - t0)
-        _check_progress(record, baseline, config)
-        history.append(record)
-        if on_epoch_end:
-            on_epoch_end(record)
-        if should_stop and should_stop():
-            break
+    try:
+        for epoch in range(1, config.epochs + 1):
+            t0 = time.perf_counter()
+            sums, stopped = _run_epoch(
+                stepper, schedule, x_train, config, gen, epoch, steps, start, on_step, should_stop
+            )
+            if stopped:
+                break
+            record = _epoch_record(model, epoch, sums, len(x_train), x_test, time.perf_counter() - t0)
+            _check_progress(record, baseline, config)
+            history.append(record)
+            if on_epoch_end:
+                on_epoch_end(record)
+            if should_stop and should_stop():
+                break
+    finally:
+        stepper.release()
     model.cpu().eval()
     return history
 
@@ -193,10 +197,11 @@ def _check_progress(record: dict, baseline: float, config: TrainConfig) -> None:
         )
 
 
-def _adam(model: VAE, config: TrainConfig) -> torch.optim.Adam:
-    """Adam; the fused kernel where the device has one (a whole update in one pass: ~10% per epoch)."""
+def _stepper(model: VAE, config: TrainConfig) -> FlatStep:
+    """The hand-written step (vae_core/backprop.py) with Adam; the fused kernel where the device has
+    one (a whole update in one pass)."""
     fused = torch.device(config.device).type in ("cpu", "cuda")
-    return torch.optim.Adam(model.parameters(), lr=config.lr, fused=fused or None)
+    return FlatStep(model, lr=config.lr, fused=fused or None)
 
 
 def _schedule(optimizer, config: TrainConfig, steps: int):
@@ -205,29 +210,15 @@ def _schedule(optimizer, config: TrainConfig, steps: int):
     return None
 
 
-def _step(model: VAE, optimizer: torch.optim.Optimizer, x: torch.Tensor) -> torch.Tensor | None:
-    """One update; returns [recon, kl, total] (summed over the batch), or None if it was skipped
-    because the loss or the gradient was not finite (the weights are then left untouched)."""
-    terms = _batch_loss(model, x)
-    optimizer.zero_grad(set_to_none=True)
-    terms.total.backward()
-    # Only measured, to skip a non-finite step (clip_grad_norm_ would also multiply every gradient by 1).
-    grad_norm = torch.nn.utils.get_total_norm([p.grad for p in model.parameters() if p.grad is not None])
-    if not bool(torch.isfinite(terms.total) & torch.isfinite(grad_norm)):
-        return None
-    optimizer.step()
-    return torch.stack([terms.reconstruction, terms.kl, terms.total]).detach()
-
-
-def _run_epoch(model, optimizer, schedule, x_train, config, gen, epoch, steps, start, on_step, should_stop):
+def _run_epoch(stepper, schedule, x_train, config, gen, epoch, steps, start, on_step, should_stop):
     """One pass; returns (summed [recon, kl, total] over the steps taken, stopped)."""
     order = torch.randperm(len(x_train), generator=gen).to(x_train.device)
     sums = torch.zeros(3, dtype=torch.float64, device=x_train.device)
     bad = 0
     report_every = max(1, steps // 50)  # about 50 progress updates per epoch
     for step in range(1, steps + 1):
-        x = x_train[order[(step - 1) * config.batch_size : step * config.batch_size]]
-        terms = _step(model, optimizer, x)
+        x = x_train[order[(step - 1) * config.batch_size : step * config.batch_size]].flatten(1)  # (B, D)
+        terms = stepper.step(x)
         bad = bad + 1 if terms is None else 0
         if bad >= MAX_BAD_STEPS:
             raise TrainingDivergedError(

@@ -1,0 +1,121 @@
+"""vae_core/backprop.py: the hand-written step computes autograd's loss and gradients, and trains like
+autograd with Adam."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from vae_core import VAE, VAEConfig, vae_loss
+from vae_core.backprop import FlatStep, softplus_sum
+
+CONFIGS = {
+    "classic": VAEConfig(image_shape=(8, 8), hidden_sizes=(32,), latent_dim=4),
+    "two layers, beta 4": VAEConfig(image_shape=(8, 8), hidden_sizes=(32, 16), latent_dim=3, beta=4.0),
+    "beta 0": VAEConfig(image_shape=(6, 5), hidden_sizes=(16,), latent_dim=2, beta=0.0),
+    "autoencoder": VAEConfig(image_shape=(8, 8), hidden_sizes=(24, 12), latent_dim=2, kind="ae"),
+}
+
+
+def twins(config: VAEConfig, seed: int = 0) -> tuple[VAE, VAE]:
+    torch.manual_seed(seed)
+    a = VAE(config)
+    b = VAE(config)
+    b.load_state_dict(a.state_dict())
+    return a, b
+
+
+def batch(config: VAEConfig, n: int = 16, seed: int = 1) -> torch.Tensor:
+    gen = torch.Generator().manual_seed(seed)
+    return torch.rand(n, 1, *config.image_shape, generator=gen)
+
+
+def autograd_loss(model: VAE, x: torch.Tensor):
+    mu, logvar = model.encode(x)
+    logits = model.decode_logits(model.reparameterize(mu, logvar))
+    return vae_loss(x, logits, mu, logvar, model.beta, include_kl=model.config.kind != "ae")
+
+
+@pytest.mark.parametrize("name", list(CONFIGS))
+def test_loss_and_every_gradient_match_autograd(name):
+    config = CONFIGS[name]
+    reference, model = twins(config)
+    x = batch(config)
+    torch.manual_seed(5)  # the same eps for both
+    expected = autograd_loss(reference, x)
+    expected.total.backward()
+    step = FlatStep(model, lr=1e-3)
+    torch.manual_seed(5)
+    terms = step.forward_backward(x.flatten(1))
+    for got, want in zip((terms.reconstruction, terms.kl, terms.total), expected.__dict__.values(), strict=True):
+        assert got.item() == pytest.approx(want.item(), rel=1e-5, abs=1e-4)
+    for (pname, p_ref), p in zip(reference.named_parameters(), model.parameters(), strict=True):
+        want = p_ref.grad if p_ref.grad is not None else torch.zeros_like(p_ref)  # an ae's unused logvar head
+        torch.testing.assert_close(step.grad_of(p), want, rtol=1e-4, atol=1e-4, msg=pname)
+
+
+def test_clamped_log_variances_get_no_gradient_like_autograd():
+    config = CONFIGS["classic"]
+    reference, model = twins(config)
+    with torch.no_grad():
+        for m in (reference, model):
+            m.to_logvar.bias[:2] = torch.tensor([30.0, -30.0])  # far outside LOGVAR_RANGE for every image
+    x = batch(config)
+    torch.manual_seed(3)
+    autograd_loss(reference, x).total.backward()
+    step = FlatStep(model, lr=1e-3)
+    torch.manual_seed(3)
+    step.forward_backward(x.flatten(1))
+    assert step.grad_of(model.to_logvar.bias)[:2].abs().max() == 0
+    torch.testing.assert_close(step.grad_of(model.to_logvar.weight), reference.to_logvar.weight.grad)
+
+
+@pytest.mark.parametrize("name", ["classic", "autoencoder"])
+def test_twenty_steps_of_adam_end_where_autograd_and_adam_end(name):
+    config = CONFIGS[name]
+    reference, model = twins(config)
+    optimizer = torch.optim.Adam(reference.parameters(), lr=1e-2)
+    step = FlatStep(model, lr=1e-2)
+    for i in range(20):
+        x = batch(config, seed=i)
+        torch.manual_seed(100 + i)
+        optimizer.zero_grad()
+        autograd_loss(reference, x).total.backward()
+        optimizer.step()
+        torch.manual_seed(100 + i)
+        assert step.step(x.flatten(1)) is not None
+    # Adam divides by sqrt(v): where a gradient is near zero, float rounding (the two compute the same
+    # sums in different orders) moves a weight by a small part of one step (lr 1e-2); a wrong
+    # gradient moves weights by whole steps.
+    for (pname, p_ref), p in zip(reference.named_parameters(), model.parameters(), strict=True):
+        torch.testing.assert_close(p, p_ref, rtol=1e-4, atol=2e-4, msg=pname)
+
+
+def test_parameters_share_one_buffer_until_released():
+    model = VAE(CONFIGS["two layers, beta 4"])
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    step = FlatStep(model, lr=1e-3)
+    storages = {p.untyped_storage().data_ptr() for p in model.parameters()}
+    assert storages == {step.flat.untyped_storage().data_ptr()}
+    step.release()
+    assert len({p.untyped_storage().data_ptr() for p in model.parameters()}) == len(list(model.parameters()))
+    for k, v in model.state_dict().items():
+        assert torch.equal(v, before[k]), k
+
+
+def test_a_non_finite_loss_skips_the_update():
+    config = CONFIGS["classic"]
+    model = VAE(config)
+    step = FlatStep(model, lr=1e-2)
+    before = step.flat.clone()
+    x = batch(config).flatten(1)
+    x[0, 0] = float("nan")
+    assert step.step(x) is None
+    assert torch.equal(step.flat, before)
+
+
+def test_softplus_sum_is_torchs_softplus_even_at_extreme_logits():
+    logits = torch.cat([torch.linspace(-120, 120, 2001), torch.tensor([0.0, 1e-8, -1e-8, 88.0, -88.0])])
+    want = F.softplus(logits.double(), threshold=1000).sum()
+    assert softplus_sum(logits).double().item() == pytest.approx(want.item(), rel=1e-6)
