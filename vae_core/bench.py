@@ -67,7 +67,7 @@ TARGETS = {  # name -> (limit, "min" or "max"): what the project aims for
 @dataclass(frozen=True)
 class BenchConfig:
     data_dir: Path  # MNIST's four IDX files, raw or .gz
-    epochs: int = 2  # per recipe
+    epochs: int = 3  # per recipe, in turn
     quick: bool = False  # QUICK_TRAIN images and QUICK_POINTS latents: for tests
     skip_app: bool = False
     skip_sklearn_tsne: bool = False  # about 50 s
@@ -167,36 +167,42 @@ class Trained:
     others_cpu: list[float]
 
 
-def train_classic(root: Path, epochs: int, limit: int | None) -> Trained:
-    """The classic recipe: MNIST class + ToTensor (one PIL image at a time) + DataLoader + Adam."""
-    from torch.utils.data import DataLoader, Subset
-    from torchvision import datasets, transforms
+class ClassicRecipe:
+    """The classic recipe, one epoch per call: MNIST class + ToTensor (one PIL image at a time) +
+    DataLoader + Adam, as in pytorch/examples vae/main.py."""
 
-    data, load_s = _timed(datasets.MNIST, str(root), train=True, download=False, transform=transforms.ToTensor())
-    if limit:
-        data = Subset(data, range(limit))
-    torch.manual_seed(SEED)
-    model = VAE(VAEConfig())
-    loader = DataLoader(data, batch_size=CLASSIC_BATCH, shuffle=True)  # num_workers 0 on CPU, as there
-    optimizer = torch.optim.Adam(model.parameters(), lr=CLASSIC_LR)
-    seconds, losses, others = [], [], []
-    for _ in range(epochs):
+    def __init__(self, root: Path, limit: int | None) -> None:
+        from torch.utils.data import DataLoader, Subset
+        from torchvision import datasets, transforms
+
+        to_tensor = transforms.ToTensor()
+        data, self.load_s = _timed(datasets.MNIST, str(root), train=True, download=False, transform=to_tensor)
+        self.data = Subset(data, range(limit)) if limit else data
+        torch.manual_seed(SEED)
+        self.model = VAE(VAEConfig())
+        self.loader = DataLoader(self.data, batch_size=CLASSIC_BATCH, shuffle=True)  # num_workers 0 on CPU, as there
+        self.optimizer = torch.optim.Adam(self.model.parameters(), lr=CLASSIC_LR)
+        self.run = Trained(self.model, self.load_s, [], [], [])
+
+    def epoch(self) -> None:
+        model, optimizer = self.model, self.optimizer
         t0, total, snap = time.perf_counter(), 0.0, cpu_snapshot()
         model.train()
-        for x, _ in loader:
+        for x, _ in self.loader:
             optimizer.zero_grad()
             recon, mu, logvar = model(x)
             loss = classic_loss(recon, x, mu, logvar)
             loss.backward()
             total += loss.item()
             optimizer.step()
-        seconds.append(time.perf_counter() - t0)
-        losses.append(total / len(data))
-        others.append(others_share(snap, cpu_snapshot()))
-    return Trained(model.eval(), load_s, seconds, losses, others)
+        self.run.epoch_s.append(time.perf_counter() - t0)
+        self.run.train_loss.append(total / len(self.data))
+        self.run.others_cpu.append(others_share(snap, cpu_snapshot()))
+        model.eval()
 
 
-def train_project(data_dir: Path, epochs: int, limit: int | None) -> Trained:
+def train_project(data_dir: Path, epochs: int, limit: int | None, between: Callable[[], None] | None = None) -> Trained:
+    """The project's train(); between() runs after each epoch, outside its timing."""
     from .train import TrainConfig, train
 
     train_set, load_s = _timed(load_dataset, "mnist", "train", data_dir)
@@ -204,10 +210,18 @@ def train_project(data_dir: Path, epochs: int, limit: int | None) -> Trained:
         train_set = Dataset(train_set.name, train_set.images[:limit], train_set.labels[:limit], train_set.class_names)
     torch.manual_seed(SEED)
     model = VAE(VAEConfig())
-    snaps = [cpu_snapshot()]
+    spans: list[tuple] = []
+    snap = [cpu_snapshot()]
+
+    def end_epoch(_record: dict) -> None:
+        spans.append((snap[0], cpu_snapshot()))
+        if between:
+            between()
+        snap[0] = cpu_snapshot()
+
     config = TrainConfig(epochs=epochs, seed=SEED)
-    history = train(model, train_set, None, config, on_epoch_end=lambda _: snaps.append(cpu_snapshot()))
-    others = [others_share(a, b) for a, b in zip(snaps[:-1], snaps[1:], strict=True)]
+    history = train(model, train_set, None, config, on_epoch_end=end_epoch)
+    others = [others_share(a, b) for a, b in spans]
     return Trained(model, load_s, [h["seconds"] for h in history], [h["train_loss"] for h in history], others)
 
 
@@ -240,12 +254,13 @@ def _one_thread(data_dir: Path, limit: int | None) -> dict:
 def bench_training(cfg: BenchConfig, tmp: Path) -> dict:
     limit = QUICK_TRAIN if cfg.quick else None
     x_test = load_dataset("mnist", "test", cfg.data_dir).as_float()
-    _log("training: the project's train()")
     n = limit or 60000
-    project = _recipe_record(train_project(cfg.data_dir, cfg.epochs, limit), n, x_test)
-    _log("training: the classic recipe (torchvision MNIST + DataLoader)")
-    root = torchvision_root(cfg.data_dir, tmp / "tv")
-    classic = _recipe_record(train_classic(root, cfg.epochs, limit), n, x_test)
+    classic_recipe = ClassicRecipe(torchvision_root(cfg.data_dir, tmp / "tv"), limit)
+    # Side by side: one epoch of each in turn, so a slow spell of a shared machine (seconds long
+    # here) falls on both recipes alike rather than on one of them.
+    _log("training: the project's train() and the classic recipe (torchvision MNIST + DataLoader), epochs in turn")
+    project = _recipe_record(train_project(cfg.data_dir, cfg.epochs, limit, classic_recipe.epoch), n, x_test)
+    classic = _recipe_record(classic_recipe.run, n, x_test)
     _log("training: the project's train() on one thread")
     one_thread = _one_thread(cfg.data_dir, limit)
     return {
@@ -616,7 +631,7 @@ def run(cfg: BenchConfig) -> dict:
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m vae_core.bench", description=__doc__.split("\n")[0])
     p.add_argument("--data-dir", required=True, type=Path, help="folder with MNIST's four IDX files (raw or .gz)")
-    p.add_argument("--epochs", type=int, default=2, help="training epochs for each recipe (default 2)")
+    p.add_argument("--epochs", type=int, default=3, help="training epochs for each recipe, in turn (default 3)")
     p.add_argument("--quick", action="store_true", help=f"{QUICK_TRAIN} training images, {QUICK_POINTS} latents")
     p.add_argument("--skip-app", action="store_true", help="no streamlit server, no browser")
     p.add_argument("--skip-sklearn-tsne", action="store_true", help="skip scikit-learn's TSNE (about 50 s)")
