@@ -36,6 +36,11 @@ def softplus_sum(logits: torch.Tensor) -> torch.Tensor:
     return logits.relu().sum() + tail.sum()
 
 
+def _relu_backward(grad: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
+    """grad where the ReLU output `out` is positive, else 0: autograd's own kernel, one pass."""
+    return torch.ops.aten.threshold_backward(grad, out, 0.0)
+
+
 class FlatStep:
     """Owns the model's parameters as views of one flat tensor and an Adam over it.
 
@@ -157,7 +162,7 @@ class FlatStep:
                 return None
             grad = torch.mm(grad, lin.weight)
             if i > 0:
-                grad = grad.mul_(a > 0)  # a is a ReLU output: its gradient passes where a > 0
+                grad = _relu_backward(grad, a)
         return grad
 
     def _decoder_backward(self, dlogits: torch.Tensor, inputs: list[torch.Tensor]) -> torch.Tensor:
@@ -173,5 +178,5 @@ class FlatStep:
     def _encoder_backward(self, dhead: torch.Tensor, h: torch.Tensor, inputs: list[torch.Tensor]) -> None:
         torch.mm(dhead.t(), h, out=self.head_gw)
         torch.sum(dhead, 0, out=self.head_gb)
-        grad = torch.mm(dhead, self.head_w).mul_(h > 0)
+        grad = _relu_backward(torch.mm(dhead, self.head_w), h)
         self._backward(self.encoder, grad, inputs, first=False)
