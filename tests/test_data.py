@@ -250,3 +250,22 @@ def test_real_mnist_train_split(mnist_train):
 def test_real_mnist_test_split_matches_the_bundled_copy(mnist_test):
     bundled = load_dataset("idx", "test", data_dir=BUNDLED_DATA_DIR)
     assert torch.equal(mnist_test.images, bundled.images) and torch.equal(mnist_test.labels, bundled.labels)
+
+
+def test_real_mnist_reads_as_torchvision_reads_it(mnist_dir, mnist_test, tmp_path):
+    """The project's IDX reader (no torchvision import on the app's first page) gives torchvision's tensors."""
+    from torchvision.datasets.mnist import read_image_file, read_label_file
+
+    for kind, reader, ours in (
+        ("images", read_image_file, mnist_test.images),
+        ("labels", read_label_file, mnist_test.labels),
+    ):
+        path = next(
+            p
+            for p in (mnist_dir / f"t10k-{kind}-idx{3 if kind == 'images' else 1}-ubyte{e}" for e in ("", ".gz"))
+            if p.is_file()
+        )
+        plain = tmp_path / kind
+        plain.write_bytes(gzip.decompress(path.read_bytes()) if path.suffix == ".gz" else path.read_bytes())
+        theirs = reader(str(plain))
+        assert theirs.dtype == ours.dtype and torch.equal(theirs, ours)

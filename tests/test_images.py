@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import io
 
+import numpy as np
+import pytest
 import torch
 from PIL import Image
 
-from vae_core.images import thumbnail_urls, to_gif_bytes, to_pil_grid, to_png_bytes
+from vae_core.images import GRID_PADDING, thumbnail_urls, tile, to_gif_bytes, to_pil_grid, to_png_bytes
 
 
 def test_grid_has_the_expected_size() -> None:
@@ -26,3 +28,15 @@ def test_gif_plays_forth_and_back() -> None:
 def test_thumbnails_are_png_data_urls() -> None:
     urls = thumbnail_urls(torch.randint(0, 255, (3, 28, 28), dtype=torch.uint8))
     assert len(urls) == 3 and all(u.startswith("data:image/png;base64,") for u in urls)
+
+
+@pytest.mark.parametrize(
+    ("n", "nrow", "pad_value"), [(1, 8, 1.0), (2, 8, 0.0), (7, 3, 1.0), (9, 3, 0.5), (10, 10, 1.0)]
+)
+def test_grid_is_laid_out_as_torchvisions_make_grid(n, nrow, pad_value) -> None:
+    from torchvision.utils import make_grid
+
+    images = torch.rand(n, 1, 5, 4, generator=torch.Generator().manual_seed(n))
+    want = make_grid(images, nrow=nrow, padding=GRID_PADDING, pad_value=pad_value)[0].numpy()
+    got = tile(images[:, 0].numpy(), nrow, GRID_PADDING, pad_value)
+    np.testing.assert_array_equal(got, want)

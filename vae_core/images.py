@@ -8,18 +8,31 @@ import io
 import numpy as np
 import torch
 from PIL import Image
-from torchvision.utils import make_grid
 
-__all__ = ["to_pil_grid", "to_png_bytes", "to_gif_bytes", "thumbnail_urls", "upscale"]
+__all__ = ["tile", "to_pil_grid", "to_png_bytes", "to_gif_bytes", "thumbnail_urls", "upscale"]
 
 GRID_PADDING = 2  # pixels between tiles
 
 
 def to_pil_grid(images: torch.Tensor, nrow: int, scale: int = 1, pad_value: float = 1.0) -> Image.Image:
     """(N, 1, H, W) in [0, 1] -> one grayscale PIL image, `nrow` tiles per row, upscaled by `scale`."""
-    grid = make_grid(images.detach().cpu().float().clamp(0, 1), nrow=nrow, padding=GRID_PADDING, pad_value=pad_value)
-    array = (grid[0].numpy() * 255).round().astype(np.uint8)
-    return upscale(Image.fromarray(array, mode="L"), scale)
+    grid = tile(images.detach().cpu().float().clamp(0, 1)[:, 0].numpy(), nrow, GRID_PADDING, pad_value)
+    return upscale(Image.fromarray((grid * 255).round().astype(np.uint8), mode="L"), scale)
+
+
+def tile(images: np.ndarray, nrow: int, padding: int, pad_value: float) -> np.ndarray:
+    """(N, H, W) -> one (rows, cols) array laid out as torchvision's make_grid lays it out (a single
+    image unpadded). Written here: importing torchvision costs about 2.4 s of CPU for 10 lines."""
+    n, h, w = images.shape
+    if n == 1:
+        return images[0]
+    cols = min(nrow, n)
+    rows = -(-n // cols)
+    grid = np.full((padding + rows * (h + padding), padding + cols * (w + padding)), pad_value, dtype=images.dtype)
+    for k, image in enumerate(images):
+        y, x = padding + (k // cols) * (h + padding), padding + (k % cols) * (w + padding)
+        grid[y : y + h, x : x + w] = image
+    return grid
 
 
 def upscale(image: Image.Image, scale: int) -> Image.Image:
