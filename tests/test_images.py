@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import io
 
 import numpy as np
@@ -40,3 +41,23 @@ def test_grid_is_laid_out_as_torchvisions_make_grid(n, nrow, pad_value) -> None:
     want = make_grid(images, nrow=nrow, padding=GRID_PADDING, pad_value=pad_value)[0].numpy()
     got = tile(images[:, 0].numpy(), nrow, GRID_PADDING, pad_value)
     np.testing.assert_array_equal(got, want)
+
+
+@pytest.mark.parametrize("shape", [(3, 28, 28), (2, 5, 7), (1, 1, 1)])
+@pytest.mark.parametrize("invert", [True, False])
+def test_thumbnails_decode_to_the_same_pixels(shape, invert) -> None:
+    """The hand-written PNG writer: PIL reads every thumbnail back as an 8-bit grayscale image with
+    the very pixels it was given (inverted by default: dark ink on white)."""
+    images = torch.randint(0, 256, shape, dtype=torch.uint8, generator=torch.Generator().manual_seed(0))
+    for url, image in zip(thumbnail_urls(images, invert=invert), images, strict=True):
+        decoded = Image.open(io.BytesIO(base64.b64decode(url.split(",", 1)[1])))
+        decoded.load()  # checks every chunk's CRC and the compressed data
+        assert decoded.mode == "L" and decoded.size == (shape[2], shape[1])
+        want = 255 - image.numpy() if invert else image.numpy()
+        np.testing.assert_array_equal(np.asarray(decoded), want)
+
+
+def test_float_thumbnails_match_their_rounded_bytes() -> None:
+    images = torch.rand(4, 1, 6, 6, generator=torch.Generator().manual_seed(1))
+    as_bytes = (images * 255).round().to(torch.uint8)[:, 0]
+    assert thumbnail_urls(images) == thumbnail_urls(as_bytes)
