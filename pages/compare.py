@@ -9,7 +9,7 @@ from functools import partial
 import streamlit as st
 
 from ui import cache, state, teaching, urlstate, views
-from vae_core.charts import on_canvas, prior_layer
+from vae_core.charts import prior_layer
 from vae_core.images import thumbnail_urls, to_pil_grid, to_png_bytes
 from vae_core.latents import sample_prior
 
@@ -46,7 +46,8 @@ for col, (name, model_id) in zip(columns, PAIR.items(), strict=True):
         decoded = cache.decode_np(entry, z)
         if proj is not None:
             chart = views.scatter_chart(entry, proj, POINTS, "raw", {"dims": (0, 1)})
-            st.altair_chart(on_canvas(chart + prior_layer(z, thumbnail_urls(decoded))), width="stretch")
+            st.caption(views.axis_caption("raw", {"dims": (0, 1)}))
+            views.show_chart(st, chart + prior_layer(z, thumbnail_urls(decoded)))
         grid = to_pil_grid(decoded, nrow=8, scale=2)
         st.image(grid, caption=f"{name}: the decoder's images for the {SAMPLES} black crosses, z ~ N(0, I)")
         views.download(

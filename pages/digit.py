@@ -10,7 +10,6 @@ import streamlit as st
 
 from ui import digit_view, state, teaching, views
 from vae_core import LatentLabError
-from vae_core.charts import on_canvas
 from vae_core.images import to_pil_grid, to_png_bytes
 
 st.title("Your own digit")
@@ -104,7 +103,8 @@ if entry.model.config.latent_dim >= 2:
     with left:
         chart, placement = digit_view.map_chart(entry, method, params, n, enc)
         if chart is not None:
-            st.altair_chart(on_canvas(chart), width="stretch")
+            st.caption(views.axis_caption(method, params))
+            views.show_chart(st, chart)
             where = "exactly" if placement == "exact" else "by its nearest test digits"
             outline = "; the black outline is its 1σ ellipse." if method == "raw" else "."
             st.caption(f"The black cross is your digit's μ, placed {where}{outline}")

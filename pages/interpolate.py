@@ -10,7 +10,7 @@ import numpy as np
 import streamlit as st
 
 from ui import cache, interp_view, state, teaching, urlstate, views
-from vae_core.charts import on_canvas, step_chart
+from vae_core.charts import step_chart
 from vae_core.images import thumbnail_urls, to_gif_bytes, to_pil_grid, to_png_bytes
 from vae_core.latents import INTERPOLATION_MODES
 
@@ -88,7 +88,8 @@ with left:
     if proj is not None:
         coords = proj.transform(paths.codes[mode])
         layer = views.path_layer(coords, thumbnail_urls(paths.images[mode]))
-        st.altair_chart(on_canvas(views.scatter_chart(entry, proj, n, method, params) + layer), width="stretch")
+        st.caption(views.axis_caption(method, params))
+        views.show_chart(st, views.scatter_chart(entry, proj, n, method, params) + layer)
         where = interp_view.placement_text(method, proj.placement)
         st.caption(f"The black {interp_view.MODE_LABELS[mode]} path is placed {where}.")
 with right:

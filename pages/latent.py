@@ -9,7 +9,6 @@ from functools import partial
 import streamlit as st
 
 from ui import latent_view, state, teaching, urlstate, views
-from vae_core.charts import on_canvas
 
 st.title("Latent space")
 st.markdown(
@@ -35,7 +34,8 @@ with left:
     built = latent_view.safe_chart(entry, proj, n, method, params, layers) if proj is not None else None
     if built is not None:
         chart, frame = built
-        st.altair_chart(on_canvas(chart), width="content" if layers.manifold else "stretch")
+        st.caption(views.axis_caption(method, params))
+        views.show_chart(st, chart, width="content" if layers.manifold else "stretch")
         st.caption(
             f"{latent_view.describe(layers, method, proj.placement)} {n} test digits · {entry.label} · "
             f"{state.PROJECTION_LABELS[method]}"

@@ -193,8 +193,7 @@ def test_a_link_reopens_the_same_dimensions_and_layers() -> None:
     assert_clean(at)
     assert at.number_input(key="dim_x").value == 3 and at.number_input(key="dim_y").value == 7
     assert at.radio(key="show").index == 1 and at.toggle(key="sigma").value
-    spec, _ = layer(at, "circle")
-    assert "latent dim 3" in spec["encoding"]["x"]["title"] and "latent dim 7" in spec["encoding"]["y"]["title"]
+    assert any(c.value == "→ μ[3] (latent dim 3) · ↑ μ[7] (latent dim 7)" for c in at.caption)
     assert (at.query_params["x"], at.query_params["y"], at.query_params["show"]) == ("3", "7", "sampled")
 
 
@@ -236,3 +235,16 @@ def test_the_scatter_is_drawn_on_a_canvas() -> None:
     at = open_latent(state={"prior_n": 25})
     spec = json.loads(at.get("vega_lite_chart")[0].proto.spec)
     assert spec["usermeta"]["embedOptions"]["renderer"] == "canvas"
+
+
+def test_switching_projection_changes_only_the_data_so_the_browser_redraws_in_place() -> None:
+    """The spec text the front end compares stays the same from raw to PCA; only the points differ."""
+    at = open_latent({"model": "mnist-vae-z20", "projection": "raw"})
+    before = at.get("vega_lite_chart")[0].proto
+    spec, data = before.spec, [d.data.data for d in before.datasets]
+    at.selectbox(key="projection").set_value("pca").run()
+    assert_clean(at)
+    after = at.get("vega_lite_chart")[0].proto
+    assert after.spec == spec
+    assert [d.data.data for d in after.datasets] != data
+    assert any(c.value.startswith("→ PC 1") for c in at.caption)

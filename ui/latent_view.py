@@ -144,7 +144,7 @@ def chart(entry: state.ModelEntry, proj: Projection, n: int, method: str, params
     sigma = np.exp(0.5 * logvar[idx])
     frame = views.scatter_frame_for(entry, coords, n, sigma.mean(1) if layers.sigma and method != "raw" else None)
     domain = _square_domain(mu) if layers.manifold else None
-    layered = latent_scatter(frame, *views.axis_titles(method, params), entry.class_names, domain=domain)
+    layered = latent_scatter(frame, entry.class_names, domain=domain)
     if layers.manifold:
         layered = (_manifold(entry, domain) + layered).properties(width=MANIFOLD_PX, height=MANIFOLD_PX)
     if layers.sigma and method == "raw":

@@ -3,9 +3,10 @@
 `streamlit run app.py` finds the `st.App` in app.py and starts it with this module's `lifespan`, which
 imports, in a background thread, what every page needs (torch, altair, pandas and the project's own
 modules: about 3.5 s of CPU on two cores; not torchvision, which only downloads: vae_core/data.py)
-while the visitor's browser is still loading Streamlit's front end. Script runs call `wait()` first, so a page never imports those packages at the
-same time as this thread (two threads importing the same packages can deadlock on Python's
-per-module import locks). This module imports only the standard library: app.py imports it first.
+while the visitor's browser is still loading Streamlit's front end. Script runs call `wait()` first,
+so a page never imports those packages at the same time as this thread (two threads importing the
+same packages can deadlock on Python's per-module import locks). This module imports only the standard
+library: app.py imports it first.
 """
 
 from __future__ import annotations

@@ -8,14 +8,18 @@ import numpy as np
 import streamlit as st
 
 from vae_core import LatentLabError
-from vae_core.charts import latent_scatter, path_layer, scatter_frame  # noqa: F401 (path_layer re-exported)
+from vae_core.charts import latent_scatter, on_canvas, path_layer, scatter_frame, stable_spec  # noqa: F401 (path_layer re-exported)
 from vae_core.projection import Projection
 
 from . import cache, state
 
 POINT_CHOICES = [200, 500, 1000, 2000, 5000, 10000]
 DEFAULT_POINTS = 2000  # t-SNE ~3 s and UMAP ~4 s on two cores: still interactive
-AXIS_TITLES = {"pca": ("PC 1", "PC 2"), "tsne": ("t-SNE 1", "t-SNE 2"), "umap": ("UMAP 1", "UMAP 2")}
+AXIS_TITLES = {
+    "pca": ("PC 1 (the direction of most variance)", "PC 2"),
+    "tsne": ("t-SNE 1", "t-SNE 2 (no units: only who is near whom means something)"),
+    "umap": ("UMAP 1", "UMAP 2 (no units: only who is near whom means something)"),
+}
 
 
 def projection_params(method: str, latent_dim: int, key: str = "") -> dict:
@@ -84,6 +88,18 @@ def axis_titles(method: str, params: dict) -> tuple[str, str]:
     return AXIS_TITLES[method]
 
 
+def axis_caption(method: str, params: dict) -> str:
+    """What the scatter's axes are, said above it (the chart has no axis titles: see show_chart)."""
+    x_title, y_title = axis_titles(method, params)
+    return f"→ {x_title} · ↑ {y_title}"
+
+
+def show_chart(where, chart, width: str = "stretch") -> None:
+    """Draw an Altair chart on a canvas so that the next run's chart, if only its data differ, is
+    redrawn in place rather than rebuilt (vae_core.charts.stable_spec): switching projections."""
+    where.vega_lite_chart(stable_spec(on_canvas(chart)), width=width)
+
+
 def scatter_frame_for(entry: state.ModelEntry, coords: np.ndarray, n: int, sigma: np.ndarray | None = None):
     """One row per plotted test digit: position, class, test index, tooltip image (digit | reconstruction)."""
     data = cache.test_split(entry)
@@ -99,7 +115,7 @@ def scatter_frame_for(entry: state.ModelEntry, coords: np.ndarray, n: int, sigma
 def scatter_chart(entry: state.ModelEntry, proj: Projection, n: int, method: str, params: dict):
     """The scatter of μ with class colours and digit thumbnails in the tooltip."""
     frame = scatter_frame_for(entry, proj.embedding, n)
-    return latent_scatter(frame, *axis_titles(method, params), entry.class_names)
+    return latent_scatter(frame, entry.class_names)
 
 
 def points_control(key: str = "points") -> int:

@@ -52,6 +52,11 @@ CHART = '[data-testid="stVegaLiteChart"] canvas, [data-testid="stVegaLiteChart"]
 # Rendered: the caption naming the projection is shown, a chart is drawn, and no script run is going on.
 RENDERED_JS = """([label, chart]) => document.body.innerText.includes('\u00b7 ' + label)
   && !!document.querySelector(chart) && !document.querySelector('[data-testid="stStatusWidget"]')"""
+# The chart's canvas shrunk to 48 x 48, as a string: changes when the points are redrawn elsewhere.
+PIXELS_JS = """() => { const c = document.querySelector('[data-testid="stVegaLiteChart"] canvas');
+  if (!c) return ''; const s = document.createElement('canvas'); s.width = s.height = 48;
+  const g = s.getContext('2d'); g.drawImage(c, 0, 0, 48, 48);
+  return Array.from(g.getImageData(0, 0, 48, 48).data).join(','); }"""
 TARGETS = {  # name -> (limit, "min" or "max"): what the project aims for
     "train_speedup_vs_classic": (3.0, "min"),
     "train_fraction_of_matmul_ceiling": (0.5, "min"),
@@ -458,12 +463,15 @@ def _open(tab: Any, url: str, method: str) -> float:
 
 
 def _pick(tab: Any, method: str) -> float:
-    """Choose the projection in the sidebar, as a user would: one rerun in the same session."""
+    """Choose the projection in the sidebar, as a user would: one rerun in the same session. Done when
+    the page says so and the chart's pixels differ from before (the chart is redrawn in place)."""
     tab.locator('[data-testid="stSidebar"] [data-testid="stSelectbox"]').nth(1).click()
     option = tab.get_by_role("option", name=APP_LABELS[method], exact=True)
+    before = tab.evaluate(PIXELS_JS)
     t0 = time.perf_counter()
     option.click()
     _wait_rendered(tab, method)
+    tab.wait_for_function(f"(before) => ({PIXELS_JS})() !== before", arg=before, timeout=APP_TIMEOUT_S * 1000)
     return time.perf_counter() - t0
 
 
