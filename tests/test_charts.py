@@ -6,8 +6,9 @@ import json
 
 import numpy as np
 import pandas as pd
+import pytest
 
-from vae_core.charts import latent_scatter, on_canvas, prior_layer, scatter_frame, stable_spec
+from vae_core.charts import latent_scatter, on_canvas, prior_layer, scatter_frame, scatter_spec, stable_spec
 
 CLASSES = [str(i) for i in range(10)]
 
@@ -42,3 +43,14 @@ def test_other_encodings_change_the_spec() -> None:
     plain = stable_spec(latent_scatter(frame(0), CLASSES))
     faded = frame(0).assign(sigma=0.5)
     assert text(plain) != text(stable_spec(latent_scatter(faded, CLASSES)))
+
+
+@pytest.mark.parametrize("extra", [{}, {"sigma": 0.3}, {"image": "data:image/png;base64,"}])
+def test_the_cached_scatter_spec_is_the_altair_charts_own(extra) -> None:
+    """scatter_spec skips building the Altair chart on each run; it must give exactly what it would."""
+    f = frame(2).assign(**extra)
+    want = stable_spec(on_canvas(latent_scatter(f, CLASSES)))
+    for _ in range(2):  # the second comes from the cache
+        got = scatter_spec(f, CLASSES)
+        assert text(got) == text(want)
+        pd.testing.assert_frame_equal(got["datasets"]["data-0"], f)

@@ -11,7 +11,7 @@ import torch
 
 from vae_core import LatentLabError
 from vae_core.analysis import ELLIPSE_VERTICES, sample_posterior, sigma_ellipses
-from vae_core.charts import ellipse_layer, image_layer, latent_scatter, prior_layer
+from vae_core.charts import ellipse_layer, image_layer, latent_scatter, prior_layer, scatter_spec
 from vae_core.images import thumbnail_urls
 from vae_core.latents import sample_prior
 from vae_core.projection import Projection
@@ -135,7 +135,7 @@ def describe(layers: Layers, method: str, placement: str) -> str:
 
 
 def chart(entry: state.ModelEntry, proj: Projection, n: int, method: str, params: dict, layers: Layers):
-    """The layered chart and the frame of plotted points (for the CSV download)."""
+    """The layered chart (or the plain scatter's spec) and the frame of plotted points (for the CSV)."""
     mu, logvar = cache.latents(entry.fingerprint, entry)
     idx = cache.subset_indices(len(mu), n)
     prior_z = prior_codes(entry.model.config.latent_dim, layers.prior) if layers.prior else None
@@ -144,6 +144,8 @@ def chart(entry: state.ModelEntry, proj: Projection, n: int, method: str, params
     sigma = np.exp(0.5 * logvar[idx])
     frame = views.scatter_frame_for(entry, coords, n, sigma.mean(1) if layers.sigma and method != "raw" else None)
     domain = _square_domain(mu) if layers.manifold else None
+    if not (layers.manifold or (layers.sigma and method == "raw") or prior_z is not None):  # one layer: cached spec
+        return scatter_spec(frame, entry.class_names), frame
     layered = latent_scatter(frame, entry.class_names, domain=domain)
     if layers.manifold:
         layered = (_manifold(entry, domain) + layered).properties(width=MANIFOLD_PX, height=MANIFOLD_PX)

@@ -95,9 +95,9 @@ def axis_caption(method: str, params: dict) -> str:
 
 
 def show_chart(where, chart, width: str = "stretch") -> None:
-    """Draw an Altair chart on a canvas so that the next run's chart, if only its data differ, is
-    redrawn in place rather than rebuilt (vae_core.charts.stable_spec): switching projections."""
-    where.vega_lite_chart(stable_spec(on_canvas(chart)), width=width)
+    """Draw an Altair chart (or a spec from vae_core.charts.scatter_spec) on a canvas so that the next
+    run's chart, if only its data differ, is redrawn in place rather than rebuilt (see stable_spec)."""
+    where.vega_lite_chart(chart if isinstance(chart, dict) else stable_spec(on_canvas(chart)), width=width)
 
 
 def scatter_frame_for(entry: state.ModelEntry, coords: np.ndarray, n: int, sigma: np.ndarray | None = None):
