@@ -248,3 +248,16 @@ def test_switching_projection_changes_only_the_data_so_the_browser_redraws_in_pl
     assert after.spec == spec
     assert [d.data.data for d in after.datasets] != data
     assert any(c.value.startswith("→ PC 1") for c in at.caption)
+
+
+def test_a_bundled_models_page_uses_its_shipped_latents_and_runs_no_encoder(monkeypatch) -> None:
+    from ui import cache
+
+    def no_encoder(*_args, **_kwargs):
+        raise AssertionError("the encoder ran over the test split of a bundled model")
+
+    monkeypatch.setattr(cache, "encode_dataset", no_encoder)
+    cache.latents.clear()  # earlier tests may have cached these latents
+    at = open_latent({"model": "mnist-vae-z2", "projection": "raw"})
+    assert_clean(at)
+    assert len(layer(at, "circle")[1]) == POINTS

@@ -8,7 +8,7 @@ import torch
 
 from vae_core import encode_dataset, load_checkpoint, load_dataset
 from vae_core.bundled import bundled_model_paths
-from vae_core.precompute import PRECOMPUTED_METHODS, fingerprint, load_precomputed, sidecar_path
+from vae_core.precompute import PRECOMPUTED_METHODS, fingerprint, load_latents, load_precomputed, sidecar_path
 from vae_core.projection import project
 
 PROJECTED = [m for m, p in bundled_model_paths().items() if sidecar_path(p).is_file()]
@@ -43,3 +43,23 @@ def test_coordinates_of_another_model_are_ignored() -> None:
         next(model.parameters()).add_(1e-3)  # any change to the weights changes the fingerprint
     assert load_precomputed(path, model) == ({}, {})
     assert fingerprint(model) != fingerprint(load_checkpoint(path)[0])
+
+
+@pytest.mark.parametrize("model_id", PROJECTED)
+def test_shipped_latents_are_the_encoders_output_on_the_test_split(model_id: str) -> None:
+    """The app's first page reads these instead of encoding 10,000 images: they must be what it would get."""
+    path = bundled_model_paths()[model_id]
+    model, meta = load_checkpoint(path)
+    shipped = load_latents(path, model)
+    assert shipped is not None, f"run: python -m vae_core.precompute {path}"
+    mu, logvar = encode_dataset(model, load_dataset(meta["dataset"], "test"))
+    np.testing.assert_allclose(shipped[0], mu.numpy(), rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(shipped[1], logvar.numpy(), rtol=1e-4, atol=1e-4)
+
+
+def test_latents_of_another_model_are_ignored() -> None:
+    path = bundled_model_paths()[PROJECTED[0]]
+    model, _ = load_checkpoint(path)
+    with torch.no_grad():
+        next(model.parameters()).add_(1e-3)
+    assert load_latents(path, model) is None

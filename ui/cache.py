@@ -10,7 +10,7 @@ from vae_core import Dataset, LatentLabError, evaluate, load_dataset
 from vae_core.analysis import nearest_rows
 from vae_core.bundled import bundled_model_paths
 from vae_core.latents import decode, encode_dataset
-from vae_core.precompute import PRECOMPUTED_METHODS, load_precomputed
+from vae_core.precompute import PRECOMPUTED_METHODS, load_latents, load_precomputed
 from vae_core.projection import Projection, fit_projection
 
 from .state import ModelEntry
@@ -40,8 +40,13 @@ def subset_indices(n_total: int, n: int) -> np.ndarray:
 
 @st.cache_data(ttl=CACHE_TTL_S, max_entries=MAX_ENTRIES, show_spinner="Encoding the test split…")
 def latents(fingerprint: str, _entry: ModelEntry) -> tuple[np.ndarray, np.ndarray]:
-    """(mu, logvar) of the whole test split, (N, Z) each."""
-    mu, logvar = encode_dataset(_entry.model, test_split(_entry))
+    """(mu, logvar) of the whole test split, (N, Z) each: shipped with a bundled model, else encoded."""
+    data = test_split(_entry)
+    if _entry.source == "bundled":
+        shipped = load_latents(bundled_model_paths()[_entry.id], _entry.model)
+        if shipped is not None and len(shipped[0]) == len(data):
+            return shipped
+    mu, logvar = encode_dataset(_entry.model, data)
     return mu.numpy(), logvar.numpy()
 
 

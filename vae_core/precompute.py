@@ -1,8 +1,10 @@
 """Precomputed 2-D coordinates of a model's whole test split, shipped beside the bundled models.
 
 `python -m vae_core.precompute models/mnist-vae-z2.safetensors` writes
-models/projections/mnist-vae-z2.safetensors: one (N, 2) tensor per method, and in the header the
-model's fingerprint and each method's parameters, so the app can tell they still belong together.
+models/projections/mnist-vae-z2.safetensors: one (N, 2) tensor per method, the test split's encoder
+outputs mu and logvar (N, Z) (so the app's first page need not run the encoder over 10,000 images),
+and in the header the model's fingerprint and each method's parameters, so the app can tell they
+still belong together.
 """
 
 from __future__ import annotations
@@ -22,7 +24,15 @@ from .latents import encode_dataset
 from .model import VAE
 from .projection import fit_projection
 
-__all__ = ["PRECOMPUTED_METHODS", "fingerprint", "sidecar_path", "compute", "load_precomputed", "main"]
+__all__ = [
+    "PRECOMPUTED_METHODS",
+    "fingerprint",
+    "sidecar_path",
+    "compute",
+    "load_precomputed",
+    "load_latents",
+    "main",
+]
 
 PRECOMPUTED_METHODS = {"pca": {}, "tsne": {"perplexity": 30}, "umap": {"n_neighbors": 15, "min_dist": 0.1}}
 
@@ -54,6 +64,19 @@ def compute(model: VAE, mu: np.ndarray, log=print) -> tuple[dict[str, np.ndarray
 
 def load_precomputed(checkpoint: str | Path, model: VAE) -> tuple[dict[str, np.ndarray], dict[str, dict]]:
     """The sidecar's coordinates if it exists and belongs to this very model, else empty dicts."""
+    tensors, params = _load(checkpoint, model)
+    return {k: v for k, v in tensors.items() if k in PRECOMPUTED_METHODS}, params
+
+
+def load_latents(checkpoint: str | Path, model: VAE) -> tuple[np.ndarray, np.ndarray] | None:
+    """The sidecar's (mu, logvar) of the test split, (N, Z) each, if it belongs to this model."""
+    tensors, _ = _load(checkpoint, model)
+    if "mu" not in tensors or "logvar" not in tensors:
+        return None
+    return tensors["mu"], tensors["logvar"]
+
+
+def _load(checkpoint: str | Path, model: VAE) -> tuple[dict[str, np.ndarray], dict[str, dict]]:
     path = sidecar_path(checkpoint)
     if not path.is_file():
         return {}, {}
@@ -80,8 +103,9 @@ def main(argv: list[str] | None = None) -> int:
         if model.config.latent_dim < 2:
             print(f"{checkpoint}: Z < 2, nothing to project", file=sys.stderr)
             continue
-        mu, _ = encode_dataset(model, load_dataset(meta.get("dataset", "mnist"), "test"))
+        mu, logvar = encode_dataset(model, load_dataset(meta.get("dataset", "mnist"), "test"))
         coords, used = compute(model, mu.numpy(), log=lambda m, c=checkpoint: print(f"{c} {m}", file=sys.stderr))
+        coords.update(mu=mu.numpy(), logvar=logvar.numpy())
         out = sidecar_path(checkpoint)
         out.parent.mkdir(parents=True, exist_ok=True)
         header = {"fingerprint": fingerprint(model), "params": json.dumps(used)}
