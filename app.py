@@ -12,13 +12,7 @@ from ui import preload
 if __name__ != "__main__":  # imported by `streamlit run` to start the server
     app = st.App("app.py", lifespan=preload.lifespan)
 else:  # a visit (or AppTest)
-    preload.wait()  # never import torch & co. at the same time as the preload thread
-
-    from ui import shell, sidebar, warmup
-
-    warmup.configure_numba_cache()  # before anything imports numba (a deep link may ask for UMAP first)
     st.set_page_config(page_title="latent-lab: what a VAE learns", page_icon=":material/explore:", layout="wide")
-
     pages = [
         st.Page("pages/home.py", title="Start here", icon=":material/explore:", default=True),
         st.Page("pages/train.py", title="Train or load a model", icon=":material/model_training:", url_path="train"),
@@ -29,9 +23,25 @@ else:  # a visit (or AppTest)
         st.Page("pages/digit.py", title="Your own digit", icon=":material/draw:", url_path="digit"),
         st.Page("pages/dimensions.py", title="Latent dimensions", icon=":material/tune:", url_path="dimensions"),
     ]
+    pg = st.navigation(pages)  # before the wait below: the sidebar lists the pages by title at once
+
+    # The first visit after a server start waits here for the imports (a second or two). Meanwhile it
+    # says so, and the browser fetches and compiles Streamlit's chart renderer (Vega: 0.8 MB of
+    # JavaScript, otherwise loaded with the first chart) for a 1-pixel chart that needs no data.
+    waiting = st.empty() if preload.pending() else None
+    if waiting is not None:
+        with waiting.container():
+            st.caption("Starting up: loading PyTorch and the models (only the first visit after a restart)…")
+            st.vega_lite_chart({"mark": "point", "width": 1, "height": 1})
+    preload.wait()  # never import torch & co. at the same time as the preload thread
+    if waiting is not None:
+        waiting.empty()
+
+    from ui import shell, sidebar, warmup
+
+    warmup.configure_numba_cache()  # before anything imports numba (a deep link may ask for UMAP first)
     try:
         with shell.app_run():
-            pg = st.navigation(pages)
             sidebar.render()
             pg.run()
     finally:

@@ -42,17 +42,20 @@ def test_lifespan_imports_torch_in_the_background_and_wait_returns_after():
         "    t0 = time.perf_counter()\n"
         "    async with preload.lifespan(None):\n"
         "        entered = time.perf_counter() - t0\n"
+        "    busy = preload.pending()\n"
         "    preload.wait()\n"
-        "    print(entered, 'torch' in sys.modules, 'altair' in sys.modules)\n"
+        "    print(entered, 'torch' in sys.modules, 'altair' in sys.modules, busy, preload.pending())\n"
         "asyncio.run(main())\n"
     )
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
-    entered, has_torch, has_altair = out.stdout.split()
+    entered, has_torch, has_altair, busy, still_busy = out.stdout.split()
     assert float(entered) < 0.5, "the lifespan must not block the server's start"
     assert has_torch == "True" and has_altair == "True"
+    assert (busy, still_busy) == ("True", "False"), "pending() is what app.py shows the renderer warm-up by"
 
 
 def test_wait_returns_at_once_without_a_preload():
+    assert preload._started.is_set() or not preload.pending()
     t0 = time.perf_counter()
     if not preload._started.is_set():
         preload.wait()

@@ -21,7 +21,7 @@ import threading
 import time
 from collections.abc import AsyncIterator
 
-__all__ = ["FIRST_PAGE_MODULES", "lifespan", "start", "wait", "trim_memory"]
+__all__ = ["FIRST_PAGE_MODULES", "lifespan", "start", "pending", "wait", "trim_memory"]
 
 # What the pages import at module level, heaviest first. Optional ones (the projection libraries)
 # are left to ui/warmup.py, which runs after the first page is drawn.
@@ -113,6 +113,11 @@ def start() -> None:
     limit_arenas()
     threading.Thread(target=_import_all, name="latent-lab-preload", daemon=True).start()
     threading.Thread(target=_trim_forever, name="latent-lab-trim", daemon=True).start()
+
+
+def pending() -> bool:
+    """True while a started preload is still importing (only the first visits after a server start)."""
+    return _started.is_set() and not _done.is_set()
 
 
 def wait(timeout_s: float = WAIT_TIMEOUT_S) -> None:
