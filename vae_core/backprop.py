@@ -19,7 +19,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .losses import LossTerms
+from .losses import LossTerms, kl_divergence
 from .model import LOGVAR_RANGE, VAE
 
 __all__ = ["FlatStep"]
@@ -120,7 +120,7 @@ class FlatStep:
         else:
             z = mu
         dec_in, logits = self._decode(z)
-        terms = self._loss(x, logits, mu, logvar, std) if self.vae else self._loss(x, logits)
+        terms = self._loss(x, logits, mu, logvar) if self.vae else self._loss(x, logits)
         dz = self._decoder_backward(logits.sigmoid().sub_(x), dec_in)
         if self.vae:
             dhead = self._head_grad(dz, mu, raw, logvar, std, eps)
@@ -145,11 +145,11 @@ class FlatStep:
                 h = h.relu_()
         return inputs, h
 
-    def _loss(self, x, logits, mu=None, logvar=None, std=None) -> LossTerms:
+    def _loss(self, x, logits, mu=None, logvar=None) -> LossTerms:
         recon = softplus_sum(logits) - torch.dot(x.reshape(-1), logits.reshape(-1))
         if mu is None:
             return LossTerms(recon, torch.zeros((), device=x.device), recon)
-        kl = -0.5 * (mu.numel() + logvar.sum() - mu.pow(2).sum() - std.pow(2).sum())
+        kl = kl_divergence(mu, logvar).sum()
         return LossTerms(recon, kl, recon + self.beta * kl)
 
     def _backward(self, layers: list[nn.Linear], grad: torch.Tensor, inputs: list[torch.Tensor], first: bool):
