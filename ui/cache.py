@@ -10,7 +10,7 @@ from vae_core import Dataset, LatentLabError, evaluate, load_dataset
 from vae_core.analysis import nearest_rows
 from vae_core.bundled import bundled_model_paths
 from vae_core.latents import decode, encode_dataset
-from vae_core.precompute import PRECOMPUTED_METHODS, load_latents, load_precomputed
+from vae_core.precompute import PRECOMPUTED_METHODS, load_sidecar
 from vae_core.projection import Projection, fit_projection
 
 from .state import ModelEntry
@@ -42,10 +42,9 @@ def subset_indices(n_total: int, n: int) -> np.ndarray:
 def latents(fingerprint: str, _entry: ModelEntry) -> tuple[np.ndarray, np.ndarray]:
     """(mu, logvar) of the whole test split, (N, Z) each: shipped with a bundled model, else encoded."""
     data = test_split(_entry)
-    if _entry.source == "bundled":
-        shipped = load_latents(bundled_model_paths()[_entry.id], _entry.model)
-        if shipped is not None and len(shipped[0]) == len(data):
-            return shipped
+    shipped = precomputed(_entry.id, fingerprint, _entry) if _entry.source == "bundled" else {}
+    if "mu" in shipped and "logvar" in shipped and len(shipped["mu"]) == len(data):
+        return shipped["mu"], shipped["logvar"]
     mu, logvar = encode_dataset(_entry.model, data)
     return mu.numpy(), logvar.numpy()
 
@@ -58,9 +57,10 @@ def test_loss(fingerprint: str, _entry: ModelEntry) -> dict[str, float]:
 
 @st.cache_resource(show_spinner=False)
 def precomputed(model_id: str, fingerprint: str, _entry: ModelEntry) -> dict[str, np.ndarray]:
-    """A bundled model's shipped t-SNE / UMAP coordinates of its whole test split (empty if stale)."""
-    coords, _ = load_precomputed(bundled_model_paths()[model_id], _entry.model)
-    return coords
+    """What a bundled model ships for its whole test split, read once: PCA / t-SNE / UMAP coordinates
+    by method, and "mu" and "logvar" (empty if stale)."""
+    shipped, _ = load_sidecar(bundled_model_paths()[model_id], _entry.model)
+    return shipped
 
 
 @st.cache_resource(ttl=CACHE_TTL_S, max_entries=MAX_ENTRIES, show_spinner=False)

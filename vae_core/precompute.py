@@ -31,6 +31,7 @@ __all__ = [
     "compute",
     "load_precomputed",
     "load_latents",
+    "load_sidecar",
     "main",
 ]
 
@@ -64,19 +65,21 @@ def compute(model: VAE, mu: np.ndarray, log=print) -> tuple[dict[str, np.ndarray
 
 def load_precomputed(checkpoint: str | Path, model: VAE) -> tuple[dict[str, np.ndarray], dict[str, dict]]:
     """The sidecar's coordinates if it exists and belongs to this very model, else empty dicts."""
-    tensors, params = _load(checkpoint, model)
+    tensors, params = load_sidecar(checkpoint, model)
     return {k: v for k, v in tensors.items() if k in PRECOMPUTED_METHODS}, params
 
 
 def load_latents(checkpoint: str | Path, model: VAE) -> tuple[np.ndarray, np.ndarray] | None:
     """The sidecar's (mu, logvar) of the test split, (N, Z) each, if it belongs to this model."""
-    tensors, _ = _load(checkpoint, model)
+    tensors, _ = load_sidecar(checkpoint, model)
     if "mu" not in tensors or "logvar" not in tensors:
         return None
     return tensors["mu"], tensors["logvar"]
 
 
-def _load(checkpoint: str | Path, model: VAE) -> tuple[dict[str, np.ndarray], dict[str, dict]]:
+def load_sidecar(checkpoint: str | Path, model: VAE) -> tuple[dict[str, np.ndarray], dict[str, dict]]:
+    """Everything the sidecar ships (coordinates by method, "mu", "logvar") and the methods' parameters,
+    if it exists and belongs to this very model, else empty dicts: one read and one fingerprint."""
     path = sidecar_path(checkpoint)
     if not path.is_file():
         return {}, {}
