@@ -181,13 +181,13 @@ class ClassicRecipe:
         from torchvision import datasets, transforms
 
         to_tensor = transforms.ToTensor()
-        data, self.load_s = _timed(datasets.MNIST, str(root), train=True, download=False, transform=to_tensor)
+        data, load_s = _timed(datasets.MNIST, str(root), train=True, download=False, transform=to_tensor)
         self.data = Subset(data, range(limit)) if limit else data
         torch.manual_seed(SEED)
         self.model = VAE(VAEConfig())
         self.loader = DataLoader(self.data, batch_size=CLASSIC_BATCH, shuffle=True)  # num_workers 0 on CPU, as there
         self.optimizer = torch.optim.Adam(self.model.parameters(), lr=CLASSIC_LR)
-        self.run = Trained(self.model, self.load_s, [], [], [])
+        self.run = Trained(self.model, load_s, [], [], [])  # filled in by epoch()
 
     def epoch(self) -> None:
         model, optimizer = self.model, self.optimizer
