@@ -8,7 +8,7 @@ from functools import partial
 
 import streamlit as st
 
-from ui import latent_view, state, teaching, urlstate, views
+from ui import latent_view, state, switch_view, teaching, urlstate, views
 
 st.title("Latent space")
 st.markdown(
@@ -31,11 +31,14 @@ with right:
     urlstate.link_box()
 with left:
     proj = views.fitted_projection(entry, method, n, params, exact=latent_view.needs_exact(method, layers))
-    built = latent_view.safe_chart(entry, proj, n, method, params, layers) if proj is not None else None
-    if built is not None:
-        chart, frame = built
+    frame = None  # the plotted points, for the CSV
+    if proj is not None and switch_view.applies(layers.sampled, layers.sigma, layers.prior, layers.manifold):
+        frame = switch_view.show(st, entry, n, method, params, proj.embedding)  # its title names the axes
+    elif proj is not None and (drawn := latent_view.safe_chart(entry, proj, n, method, params, layers)):
+        chart, frame = drawn
         st.caption(views.axis_caption(method, params))
         views.show_chart(st, chart, width="content" if layers.manifold else "stretch")
+    if frame is not None:
         st.caption(
             f"{latent_view.describe(layers, method, proj.placement)} {n} test digits · {entry.label} · "
             f"{state.PROJECTION_LABELS[method]}"

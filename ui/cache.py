@@ -76,14 +76,15 @@ def projection(
     """
     mu, _ = latents(fingerprint, _entry)
     idx = subset_indices(len(mu), n)
-    if _shippable(_entry, method, params) and not (exact and method == "umap"):  # t-SNE has no transform anyway
+    if is_shipped(_entry, method, params) and not (exact and method == "umap"):  # t-SNE has no transform anyway
         shipped = precomputed(_entry.id, fingerprint, _entry).get(method)
         if shipped is not None and len(shipped) == len(mu):
             return Projection(method, shipped[idx], dict(params, precomputed=True), mu[idx])
     return fit_projection(mu[idx], method, **dict(params))
 
 
-def _shippable(entry: ModelEntry, method: str, params: tuple) -> bool:
+def is_shipped(entry: ModelEntry, method: str, params: tuple) -> bool:
+    """Whether this t-SNE / UMAP comes with the bundled model (its default parameters), not fitted here."""
     return entry.source == "bundled" and method in ("tsne", "umap") and dict(params) == PRECOMPUTED_METHODS[method]
 
 

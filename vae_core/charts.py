@@ -21,6 +21,8 @@ __all__ = [
     "on_canvas",
     "stable_spec",
     "scatter_spec",
+    "switch_scatter_spec",
+    "SWITCH_PARAM",
 ]
 
 POINT_SIZE = 18  # marker area in px^2: small enough for a few thousand points
@@ -142,6 +144,100 @@ def _scatter_template(columns: tuple[str, ...], class_names: tuple[str, ...], he
     empty = pd.DataFrame({c: [] for c in columns})
     spec = stable_spec(on_canvas(latent_scatter(empty, list(class_names), height, domain)))
     del spec["datasets"]
+    return json.dumps(spec)
+
+
+SWITCH_PARAM = "proj"  # the chart's projection choice: a point selection on the field "projection"
+SWITCH_SIGNAL = SWITCH_PARAM + "_projection"  # Vega-Lite's signal for a bound selection field
+
+
+def switch_scatter_spec(
+    frame: pd.DataFrame,
+    class_names: list[str],
+    methods: dict[str, tuple[str, str, str]],
+    initial: str,
+    revision: int = 0,
+    height: int = 520,
+) -> dict:
+    """One scatter holding several projections of the same points, with radio buttons under it that
+    switch between them in the browser, without a round trip to the server.
+
+    frame: class, index, image, and x_<method>, y_<method> for each method that has coordinates.
+    methods: every choice offered, in order, as method -> (label, x title, y title). A method without
+    columns in frame is a choice whose coordinates are not computed yet: it shows a line saying so.
+    The choice is a point selection (SWITCH_PARAM), so `st.vega_lite_chart(on_select=...)` tells
+    the server too. initial: the choice drawn when the view is built; revision: bump it to make the
+    browser build the view anew (the spec text changes), e.g. when the choice was made elsewhere.
+    The spec text depends only on the columns and choices, so new data is drawn in place.
+    """
+    spec = json.loads(_switch_template(tuple(frame.columns), tuple(class_names), tuple(methods.items()), height))
+    next(p for p in spec["params"] if p["name"] == SWITCH_PARAM)["value"] = [{"projection": initial}]
+    spec["usermeta"]["revision"] = revision
+    spec["datasets"] = {"data-0": frame}
+    return spec
+
+
+@functools.lru_cache(maxsize=64)
+def _switch_template(columns: tuple[str, ...], class_names: tuple[str, ...], methods: tuple, height: int) -> str:
+    names = [m for m, _ in methods]
+    choice = alt.selection_point(
+        name=SWITCH_PARAM,
+        fields=["projection"],
+        value=names[0],
+        on="click[false]",  # only the buttons choose: a click on the plot must not pick (or clear) a layer
+        clear=False,
+        toggle=False,
+        bind=alt.binding_radio(options=names, labels=[label for _, (label, _, _) in methods], name="Projection "),
+    )
+    only_chosen = {"param": SWITCH_PARAM, "empty": False}
+    title = "''"
+    for method, (_, x_title, y_title) in reversed(methods):
+        title = f"{SWITCH_SIGNAL} == {json.dumps(method)} ? {json.dumps(f'→ {x_title} · ↑ {y_title}')} : {title}"
+    tooltip = ["class:N", "index:Q"] + (["image:N"] if "image" in columns else [])
+    color = alt.Color("class:N", sort=list(class_names), scale=alt.Scale(scheme=PALETTE), legend=alt.Legend(title="class"))
+    layers = []
+    for method in names:
+        if f"x_{method}" not in columns:
+            continue
+        layer = (
+            alt.Chart()
+            .transform_calculate(projection=json.dumps(method))
+            .transform_filter(only_chosen)
+            .mark_circle(size=POINT_SIZE, opacity=0.75)
+            .encode(
+                x=alt.X(f"x_{method}:Q", title=None, scale=alt.Scale(zero=False)),
+                y=alt.Y(f"y_{method}:Q", title=None, scale=alt.Scale(zero=False)),
+                color=color,
+                tooltip=tooltip,
+            )
+        )
+        layers.append(layer if layers else layer.interactive(name="zoom"))  # one zoom for the shared scales
+    missing = [method for method in names if f"x_{method}" not in columns]
+    if missing:  # a line in the middle of the empty plot while the server computes the choice
+        layers.append(
+            alt.Chart(alt.InlineData(values=[{"projection": method} for method in missing]))
+            .transform_filter(only_chosen)
+            .mark_text(fontSize=14, color="gray")
+            .encode(
+                x=alt.XValue(alt.ExprRef("width / 2")),
+                y=alt.YValue(alt.ExprRef("height / 2")),
+                text=alt.value("Not computed yet: computing it now (see the spinner above)…"),
+            )
+        )
+    chart = (
+        alt.layer(*layers, data=alt.NamedData("data-0"), height=height)
+        .add_params(choice)
+        .properties(title=alt.TitleParams(alt.ExprRef(title), anchor="start", fontSize=12, fontWeight="normal"))
+    )
+    spec = on_canvas(chart).to_dict()
+    inline = spec.pop("datasets", {})  # Altair names even inline data; keep the small waiting line inline
+    for layer in spec["layer"]:
+        if layer.get("data", {}).get("name") in inline:
+            layer["data"] = {"values": inline[layer["data"]["name"]]}
+    for key in ("continuousWidth", "continuousHeight"):
+        spec.get("config", {}).get("view", {}).pop(key, None)
+    if spec.get("config") == {"view": {}}:
+        del spec["config"]
     return json.dumps(spec)
 
 

@@ -1,0 +1,124 @@
+"""The latent page's plain scatter with every projection ready in it: the buttons under the chart switch
+between them in the browser, at once, and the server hears of the choice afterwards (sidebar, URL).
+
+A switch through the sidebar is a full rerun: Streamlit's round trip and redraw, 0.2 s at best on a
+bare page and about 0.4 s on this one. The buttons cost one Vega redraw (README, "How fast").
+"""
+
+from __future__ import annotations
+
+from functools import partial
+
+import numpy as np
+import pandas as pd
+import streamlit as st
+
+from vae_core.charts import SWITCH_PARAM, switch_scatter_spec
+from vae_core.precompute import PRECOMPUTED_METHODS
+
+from . import cache, state, views
+
+KEY = "latent_switch"  # the chart's widget key (plus its revision): its state holds the buttons' choice
+SHOWN = "_switch_shown"  # the choice the browser's chart shows, as far as the server knows
+SENT = "_switch_sent"  # (spec template key, initial choice, revision) of the spec the browser has
+READY = "_switch_ready"  # (fingerprint, method, n, params) computed in this session: cached, so instant
+
+
+def applies(sampled: bool, sigma: bool, prior: int, manifold: bool) -> bool:
+    """Only the plain view of μ: the other layers are fitted for one projection at a time."""
+    return not (sampled or sigma or prior or manifold)
+
+
+def on_choice(key: str) -> None:
+    """The buttons were used: the chart already shows the choice; make it the session's projection, so
+    the sidebar, the URL and the rest of the page follow in the rerun that comes next."""
+    event = st.session_state.get(key) or {}
+    chosen = (event.get("selection") or {}).get(SWITCH_PARAM) or []
+    method = chosen[0].get("projection") if chosen else None
+    if method in state.PROJECTION_LABELS:
+        st.session_state[state.PROJECTION] = method
+        st.session_state[SHOWN] = method
+
+
+def params_of(method: str, latent_dim: int) -> dict:
+    """A projection's parameters when its controls are not on the page: this run's values if the
+    controls were just drawn, else the defaults."""
+    get = st.session_state.get
+    if method == "raw":
+        return {"dims": (0, 1) if latent_dim <= 2 else (int(get("dim_x", 0)), int(get("dim_y", 1)))}
+    if method == "tsne":
+        return {"perplexity": get("perp", PRECOMPUTED_METHODS["tsne"]["perplexity"])}
+    if method == "umap":
+        defaults = PRECOMPUTED_METHODS["umap"]
+        return {"n_neighbors": get("nn", defaults["n_neighbors"]), "min_dist": get("md", defaults["min_dist"])}
+    return {}
+
+
+def ready(entry: state.ModelEntry, n: int, method: str, params: dict, embedding: np.ndarray) -> dict:
+    """method -> (coordinates, parameters) for each projection that appears without waiting: the one
+    chosen (already fitted), raw and PCA (milliseconds), and t-SNE / UMAP if shipped or already
+    computed in this session. The others are offered too, and computed when chosen."""
+    done = st.session_state.setdefault(READY, set())
+    done.add((entry.fingerprint, method, n, tuple(sorted(params.items()))))
+    out = {}
+    for other in state.PROJECTION_LABELS:
+        if other == method:
+            out[other] = (embedding, params)
+            continue
+        p = params_of(other, entry.model.config.latent_dim)
+        key = tuple(sorted(p.items()))
+        if other in ("raw", "pca") or cache.is_shipped(entry, other, key) or (entry.fingerprint, other, n, key) in done:
+            out[other] = (cache.projection(entry.fingerprint, entry, other, n, key).embedding, p)
+    return out
+
+
+def frame_of(entry: state.ModelEntry, n: int, coords: dict) -> pd.DataFrame:
+    """class, index, image, then x_<method>, y_<method> in the sidebar's order."""
+    first = next(iter(coords.values()))[0]
+    frame = views.scatter_frame_for(entry, first, n).drop(columns=["x", "y"])
+    for method in state.PROJECTION_LABELS:
+        if method in coords:
+            xy = coords[method][0]
+            frame[f"x_{method}"] = xy[:, 0].astype(float)
+            frame[f"y_{method}"] = xy[:, 1].astype(float)
+    return frame
+
+
+def choices(coords: dict) -> dict[str, tuple[str, str, str]]:
+    """Every projection as a button: label and axis titles (a projection not computed yet keeps its
+    method's titles; raw's name its dimensions only once they are known)."""
+    out = {}
+    for method, label in state.PROJECTION_LABELS.items():
+        params = coords[method][1] if method in coords else {"dims": (0, 1)}
+        out[method] = (label, *views.axis_titles(method, params))
+    return out
+
+
+def spec(entry: state.ModelEntry, frame: pd.DataFrame, methods: dict, method: str) -> tuple[dict, str]:
+    """The chart's spec and widget key. Both stay as in the last run when the browser's chart already
+    shows `method`: the browser keeps its view and swaps only the data. Otherwise the chart opens on
+    `method` under a new key. A new key, not only a new spec: Streamlit's front end restores a chart's
+    last selection when it rebuilds the view under the same key, which would bring the old choice back."""
+    template = (tuple(frame.columns), tuple(entry.class_names), tuple(methods.items()))
+    sent = st.session_state.get(SENT)
+    on_page = sent is not None and f"{KEY}-{sent[2]}" in st.session_state  # else the browser makes a new view
+    if on_page and sent[0] == template and st.session_state.get(SHOWN) == method:
+        initial, revision = sent[1], sent[2]
+    else:
+        initial, revision = method, (sent[2] + 1 if sent else 0)
+    st.session_state[SENT] = (template, initial, revision)
+    st.session_state[SHOWN] = method
+    return switch_scatter_spec(frame, entry.class_names, methods, initial, revision), f"{KEY}-{revision}"
+
+
+def show(where, entry: state.ModelEntry, n: int, method: str, params: dict, embedding: np.ndarray) -> pd.DataFrame:
+    """Draw the switchable scatter; returns the shown projection's coordinates as a table (for the CSV)."""
+    coords = ready(entry, n, method, params, embedding)
+    frame = frame_of(entry, n, coords)
+    chart, key = spec(entry, frame, choices(coords), method)
+    where.vega_lite_chart(
+        chart, width="stretch", key=key, on_select=partial(on_choice, key), selection_mode=[SWITCH_PARAM]
+    )
+    table = frame[["class", "index"]].copy()
+    table["x"], table["y"] = frame[f"x_{method}"], frame[f"y_{method}"]
+    return table[["x", "y", "class", "index"]]
