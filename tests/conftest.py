@@ -93,3 +93,17 @@ def small_model() -> VAE:
     """An untrained 8x8 VAE, small enough to train for a few epochs in a second."""
     torch.manual_seed(0)
     return VAE(VAEConfig(image_shape=(8, 8), hidden_sizes=(32,), latent_dim=3))
+
+
+def shown_scatter(at) -> tuple[dict, "pd.DataFrame", str]:
+    """The latent page's plain scatter (every ready projection in one chart): its spec, its points with
+    x and y of the projection it opens on, and that projection."""
+    import json
+
+    import pyarrow as pa
+
+    chart = at.get("vega_lite_chart")[0]
+    spec = json.loads(chart.proto.spec)
+    data = pa.ipc.open_stream(chart.proto.datasets[0].data.data).read_all().to_pandas()
+    method = next(p for p in spec["params"] if p["name"] == "proj")["value"][0]["projection"]
+    return spec, data.rename(columns={f"x_{method}": "x", f"y_{method}": "y"}), method

@@ -96,6 +96,40 @@ def test_choosing_a_projection_updates_the_url(server, page) -> None:
     assert page.get_by_text("· PCA").count() == 1  # the scatter's caption names the new projection
 
 
+PIXELS_JS = """() => { const c = document.querySelector('[data-testid="stVegaLiteChart"] canvas');
+  const s = document.createElement('canvas'); s.width = s.height = 48; const g = s.getContext('2d');
+  g.drawImage(c, 0, 0, 48, 48); return Array.from(g.getImageData(0, 0, 48, 48).data).join(','); }"""
+
+
+def test_the_buttons_under_the_scatter_switch_it_and_the_server_follows(server, page) -> None:
+    """A radio button under the chart: the points move in the browser, then the rerun it triggers makes
+    the choice the session's (sidebar, URL, caption), and the chart is not rebuilt back to the old one."""
+    page.goto(server + "/latent?model=mnist-vae-z20&projection=raw&points=500")
+    _settle(page)
+    chart = page.locator('[data-testid="stVegaLiteChart"]')
+    drawn = {}
+    for label, method in (("t-SNE", "tsne"), ("UMAP", "umap"), ("raw (two latent dims)", "raw")):
+        before = page.evaluate(PIXELS_JS)
+        chart.get_by_label(label, exact=True).click()
+        page.wait_for_function("(b) => (" + PIXELS_JS + ")() !== b", arg=before, timeout=5_000)
+        page.wait_for_url(f"**projection={method}**", timeout=30_000)
+        _settle(page)
+        assert page.get_by_text(f"· {label}").count() == 1  # the caption under the chart
+        sidebar = page.locator('[data-testid="stSidebar"] [data-testid="stSelectbox"]').nth(1)
+        assert sidebar.locator("input").input_value() == label
+        assert chart.get_by_label(label, exact=True).is_checked()
+        drawn[method] = page.evaluate(PIXELS_JS)
+    # The sidebar after the buttons: the chart is rebuilt on the sidebar's choice, not on the buttons' last.
+    page.locator('[data-testid="stSidebar"] [data-testid="stSelectbox"]').nth(1).click()
+    page.get_by_role("option", name="UMAP").click()
+    page.wait_for_url("**projection=umap**", timeout=30_000)
+    _settle(page)
+    assert chart.get_by_label("UMAP", exact=True).is_checked()
+    assert page.evaluate(PIXELS_JS) == drawn["umap"] != drawn["raw"]
+    page.screenshot(path=str(SHOTS / "latent-buttons.png"), full_page=True)
+    assert page.locator('[data-testid="stException"]').count() == 0
+
+
 @pytest.mark.parametrize(
     ("path", "label", "magic"),
     [

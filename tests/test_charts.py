@@ -8,7 +8,16 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from vae_core.charts import latent_scatter, on_canvas, prior_layer, scatter_frame, scatter_spec, stable_spec
+from vae_core.charts import (
+    SWITCH_PARAM,
+    latent_scatter,
+    on_canvas,
+    prior_layer,
+    scatter_frame,
+    scatter_spec,
+    stable_spec,
+    switch_scatter_spec,
+)
 
 CLASSES = [str(i) for i in range(10)]
 
@@ -54,3 +63,44 @@ def test_the_cached_scatter_spec_is_the_altair_charts_own(extra) -> None:
         got = scatter_spec(f, CLASSES)
         assert text(got) == text(want)
         pd.testing.assert_frame_equal(got["datasets"]["data-0"], f)
+
+
+METHODS = {"raw": ("raw", "μ[0]", "μ[1]"), "pca": ("PCA", "PC 1", "PC 2"), "tsne": ("t-SNE", "t-SNE 1", "t-SNE 2")}
+
+
+def wide(seed: int, methods: tuple[str, ...] = ("raw", "pca"), n: int = 40) -> pd.DataFrame:
+    """A switchable scatter's frame: one row per point, x_/y_ columns per computed projection."""
+    base = frame(seed, n).drop(columns=["x", "y"])
+    rng = np.random.default_rng(seed)
+    for method in methods:
+        base[f"x_{method}"], base[f"y_{method}"] = rng.normal(size=n), rng.normal(size=n)
+    return base
+
+
+def test_switch_spec_text_depends_on_columns_and_choices_not_on_data() -> None:
+    a, b = (switch_scatter_spec(wide(seed, n=n), CLASSES, METHODS, "raw") for seed, n in ((0, 40), (1, 90)))
+    assert text(a) == text(b) and b["datasets"]["data-0"].shape[0] == 90
+    assert text(switch_scatter_spec(wide(0), CLASSES, METHODS, "pca")) != text(a)  # opens on another choice
+    assert text(switch_scatter_spec(wide(0), CLASSES, METHODS, "raw", revision=1)) != text(a)
+    assert text(switch_scatter_spec(wide(0, ("raw", "pca", "tsne")), CLASSES, METHODS, "raw")) != text(a)
+
+
+def test_switch_spec_draws_one_layer_per_computed_choice_and_a_line_for_the_others() -> None:
+    spec = switch_scatter_spec(wide(0), CLASSES, METHODS, "pca")
+    choice = next(p for p in spec["params"] if p["name"] == SWITCH_PARAM)
+    assert choice["value"] == [{"projection": "pca"}] and choice["bind"]["options"] == ["raw", "pca", "tsne"]
+    assert choice["select"]["on"] == "click[false]" and choice["select"]["clear"] is False  # buttons only
+    circles, texts = ([p for p in spec["layer"] if p["mark"]["type"] == kind] for kind in ("circle", "text"))
+    assert [(p["encoding"]["x"]["field"], p["encoding"]["y"]["field"]) for p in circles] == [
+        ("x_raw", "y_raw"),
+        ("x_pca", "y_pca"),
+    ]
+    for part, method in zip(circles, ("raw", "pca"), strict=True):
+        assert part["transform"] == [
+            {"calculate": json.dumps(method), "as": "projection"},
+            {"filter": {"param": SWITCH_PARAM, "empty": False}},
+        ]
+    assert [p["data"] for p in texts] == [{"values": [{"projection": "tsne"}]}]
+    for label, x_title, y_title in METHODS.values():
+        assert f'"→ {x_title} · ↑ {y_title}"' in spec["title"]["text"]["expr"]
+    assert spec["usermeta"]["embedOptions"]["renderer"] == "canvas"

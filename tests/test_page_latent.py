@@ -15,6 +15,7 @@ import pytest
 from PIL import Image
 from streamlit.testing.v1 import AppTest
 
+from conftest import shown_scatter
 from vae_core.latents import sample_prior
 
 APP = str(Path(__file__).resolve().parent.parent / "app.py")
@@ -40,7 +41,8 @@ def layers(at: AppTest) -> list[tuple[dict, pd.DataFrame]]:
     data = {d.name: pa.ipc.open_stream(d.data.data).read_all().to_pandas() for d in chart.proto.datasets}
     spec = json.loads(chart.proto.spec)
     parts = spec.get("layer", [spec])
-    return [(part, data[part["data"]["name"]]) for part in parts]
+    named = [(part, part.get("data", spec.get("data"))) for part in parts]
+    return [(part, data[d["name"]]) for part, d in named if "name" in d]  # not the inline "not computed" line
 
 
 def layer(at: AppTest, mark: str) -> tuple[dict, pd.DataFrame]:
@@ -105,7 +107,7 @@ def test_manifold_draws_decoded_images_under_the_z2_scatter() -> None:
 
 def test_tooltip_shows_the_digit_beside_its_reconstruction() -> None:
     at = open_latent()
-    _, frame = layer(at, "circle")
+    _, frame, _ = shown_scatter(at)
     url = frame["image"].iloc[0]
     image = Image.open(io.BytesIO(base64.b64decode(url.split(",", 1)[1])))
     width = 28  # MNIST
@@ -237,17 +239,70 @@ def test_the_scatter_is_drawn_on_a_canvas() -> None:
     assert spec["usermeta"]["embedOptions"]["renderer"] == "canvas"
 
 
-def test_switching_projection_changes_only_the_data_so_the_browser_redraws_in_place() -> None:
-    """The spec text the front end compares stays the same from raw to PCA; only the points differ."""
+def test_the_plain_scatter_holds_every_ready_projection_behind_buttons() -> None:
+    """A bundled model ships t-SNE and UMAP, so all four projections are in the one chart, each equal to
+    what the page draws when that projection is chosen, and the chart opens on the sidebar's choice."""
+    at = open_latent({"model": "mnist-vae-z20", "projection": "raw"})
+    assert_clean(at)
+    spec, data, method = shown_scatter(at)
+    assert method == "raw"
+    choice = next(p for p in spec["params"] if p["name"] == "proj")
+    assert choice["bind"]["input"] == "radio" and choice["bind"]["options"] == ["raw", "pca", "tsne", "umap"]
+    for other in ("pca", "tsne", "umap"):
+        alone = shown_scatter(open_latent({"model": "mnist-vae-z20", "projection": other}))[1]
+        np.testing.assert_allclose(data[[f"x_{other}", f"y_{other}"]].to_numpy(), xy(alone))
+    circles = [part for part in spec["layer"] if part["mark"]["type"] == "circle"]
+    assert [part["encoding"]["x"]["field"] for part in circles] == ["x_raw", "x_pca", "x_tsne", "x_umap"]
+    assert all({"param": "proj", "empty": False} in [t.get("filter") for t in part["transform"]] for part in circles)
+    assert "PC 1 (the direction of most variance)" in spec["title"]["text"]["expr"]
+
+
+def test_a_projection_not_computed_yet_is_a_button_with_a_line_saying_so() -> None:
+    """t-SNE at a perplexity not shipped and not computed in this session: a button whose plot says so,
+    until it is chosen (then the page computes it, as for the sidebar)."""
+    at = open_latent({"projection": "raw", "perplexity": "31"})
+    assert_clean(at)
+    spec, data, _ = shown_scatter(at)
+    assert "x_tsne" not in data and {"x", "x_pca", "x_umap"} <= set(data)  # x: raw, the one shown
+    waiting = [part for part in spec["layer"] if part["mark"]["type"] == "text"]
+    assert [part["data"]["values"] for part in waiting] == [[{"projection": "tsne"}]]
+
+
+def test_other_settings_keep_the_spec_text_so_the_browser_redraws_in_place() -> None:
+    """More points: new data, same spec text and key, so the browser keeps its view (and its choice)."""
     at = open_latent({"model": "mnist-vae-z20", "projection": "raw"})
     before = at.get("vega_lite_chart")[0].proto
-    spec, data = before.spec, [d.data.data for d in before.datasets]
+    at.session_state["points"] = 500
+    at.run()
+    assert_clean(at)
+    after = at.get("vega_lite_chart")[0].proto
+    assert after.spec == before.spec and after.id == before.id
+    assert [d.data.data for d in after.datasets] != [d.data.data for d in before.datasets]
+
+
+def test_choosing_in_the_sidebar_opens_the_chart_on_it_under_a_new_key() -> None:
+    """Streamlit's front end restores a chart's last selection when it rebuilds it under the same key:
+    a sidebar choice must come with a new key, or the buttons' old choice would come back."""
+    at = open_latent({"model": "mnist-vae-z20", "projection": "raw"})
+    before = at.get("vega_lite_chart")[0].proto
     at.selectbox(key="projection").set_value("pca").run()
     assert_clean(at)
     after = at.get("vega_lite_chart")[0].proto
-    assert after.spec == spec
-    assert [d.data.data for d in after.datasets] != data
-    assert any(c.value.startswith("→ PC 1") for c in at.caption)
+    assert shown_scatter(at)[2] == "pca" and after.id != before.id
+
+
+def test_the_buttons_choice_becomes_the_sessions_projection(monkeypatch) -> None:
+    """What the chart's on_select callback does with the browser's selection event."""
+    from ui import switch_view
+
+    session = {"latent_switch-3": {"selection": {"proj": [{"projection": "tsne"}]}}, "projection": "raw"}
+    monkeypatch.setattr(switch_view.st, "session_state", session)
+    switch_view.on_choice("latent_switch-3")
+    assert session["projection"] == "tsne" and session[switch_view.SHOWN] == "tsne"
+    for event in ({"selection": {"proj": [{"projection": "bogus"}]}}, {"selection": {"proj": {}}}, None):
+        session["latent_switch-3"] = event
+        switch_view.on_choice("latent_switch-3")
+        assert session["projection"] == "tsne"  # unknown or empty: ignored
 
 
 def test_a_bundled_models_page_uses_its_shipped_latents_and_runs_no_encoder(monkeypatch) -> None:
@@ -260,4 +315,4 @@ def test_a_bundled_models_page_uses_its_shipped_latents_and_runs_no_encoder(monk
     cache.latents.clear()  # earlier tests may have cached these latents
     at = open_latent({"model": "mnist-vae-z2", "projection": "raw"})
     assert_clean(at)
-    assert len(layer(at, "circle")[1]) == POINTS
+    assert len(shown_scatter(at)[1]) == POINTS

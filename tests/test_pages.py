@@ -12,6 +12,7 @@ import pytest
 from PIL import Image
 from streamlit.testing.v1 import AppTest
 
+from conftest import shown_scatter
 from vae_core.images import GRID_PADDING
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -90,9 +91,11 @@ def test_latent_scatter_has_the_points_asked_for(method: str) -> None:
     at = open_page("pages/latent.py", query={"projection": method}, state={"points": 200})
     assert_clean(at)
     assert chart_rows(at) == [200]
-    spec = json.loads(at.get("vega_lite_chart")[0].proto.spec)
-    assert spec["encoding"]["color"]["field"] == "class"
-    assert {"field": "image", "type": "nominal"} in spec["encoding"]["tooltip"]
+    spec, frame, shown = shown_scatter(at)
+    assert shown == method and frame[["x", "y"]].notna().all().all()
+    for part in (p for p in spec["layer"] if p["mark"]["type"] == "circle"):
+        assert part["encoding"]["color"]["field"] == "class"
+        assert {"field": "image", "type": "nominal"} in part["encoding"]["tooltip"]
 
 
 def test_raw_view_of_a_z20_model_lets_the_user_pick_dimensions() -> None:
@@ -102,7 +105,7 @@ def test_raw_view_of_a_z20_model_lets_the_user_pick_dimensions() -> None:
         state={"points": 200, "dim_x": 3, "dim_y": 7},
     )
     assert_clean(at)
-    assert any(c.value == "→ μ[3] (latent dim 3) · ↑ μ[7] (latent dim 7)" for c in at.caption)
+    assert '"→ μ[3] (latent dim 3) · ↑ μ[7] (latent dim 7)"' in shown_scatter(at)[0]["title"]["text"]["expr"]
 
 
 def test_random_page_shows_grid_and_manifold_for_z2() -> None:

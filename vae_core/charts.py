@@ -192,7 +192,8 @@ def _switch_template(columns: tuple[str, ...], class_names: tuple[str, ...], met
     only_chosen = {"param": SWITCH_PARAM, "empty": False}
     title = "''"
     for method, (_, x_title, y_title) in reversed(methods):
-        title = f"{SWITCH_SIGNAL} == {json.dumps(method)} ? {json.dumps(f'→ {x_title} · ↑ {y_title}')} : {title}"
+        axes = json.dumps(f"→ {x_title} · ↑ {y_title}", ensure_ascii=False)
+        title = f"{SWITCH_SIGNAL} == {json.dumps(method)} ? {axes} : {title}"
     tooltip = ["class:N", "index:Q"] + (["image:N"] if "image" in columns else [])
     color = alt.Color("class:N", sort=list(class_names), scale=alt.Scale(scheme=PALETTE), legend=alt.Legend(title="class"))
     layers = []
