@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
+import pandas as pd
+import pyarrow as pa
 import pytest
 import torch
 
@@ -95,13 +98,9 @@ def small_model() -> VAE:
     return VAE(VAEConfig(image_shape=(8, 8), hidden_sizes=(32,), latent_dim=3))
 
 
-def shown_scatter(at) -> tuple[dict, "pd.DataFrame", str]:
+def shown_scatter(at) -> tuple[dict, pd.DataFrame, str]:
     """The latent page's plain scatter (every ready projection in one chart): its spec, its points with
     x and y of the projection it opens on, and that projection."""
-    import json
-
-    import pyarrow as pa
-
     chart = at.get("vega_lite_chart")[0]
     spec = json.loads(chart.proto.spec)
     data = pa.ipc.open_stream(chart.proto.datasets[0].data.data).read_all().to_pandas()

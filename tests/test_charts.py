@@ -101,6 +101,6 @@ def test_switch_spec_draws_one_layer_per_computed_choice_and_a_line_for_the_othe
             {"filter": {"param": SWITCH_PARAM, "empty": False}},
         ]
     assert [p["data"] for p in texts] == [{"values": [{"projection": "tsne"}]}]
-    for label, x_title, y_title in METHODS.values():
+    for _, x_title, y_title in METHODS.values():
         assert f'"→ {x_title} · ↑ {y_title}"' in spec["title"]["text"]["expr"]
     assert spec["usermeta"]["embedOptions"]["renderer"] == "canvas"

@@ -12,10 +12,10 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pytest
+from conftest import shown_scatter
 from PIL import Image
 from streamlit.testing.v1 import AppTest
 
-from conftest import shown_scatter
 from vae_core.latents import sample_prior
 
 APP = str(Path(__file__).resolve().parent.parent / "app.py")

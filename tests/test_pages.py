@@ -9,10 +9,10 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 import pytest
+from conftest import shown_scatter
 from PIL import Image
 from streamlit.testing.v1 import AppTest
 
-from conftest import shown_scatter
 from vae_core.images import GRID_PADDING
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -195,7 +195,9 @@ def _switch_template(columns: tuple[str, ...], class_names: tuple[str, ...], met
         axes = json.dumps(f"→ {x_title} · ↑ {y_title}", ensure_ascii=False)
         title = f"{SWITCH_SIGNAL} == {json.dumps(method)} ? {axes} : {title}"
     tooltip = ["class:N", "index:Q"] + (["image:N"] if "image" in columns else [])
-    color = alt.Color("class:N", sort=list(class_names), scale=alt.Scale(scheme=PALETTE), legend=alt.Legend(title="class"))
+    color = alt.Color(
+        "class:N", sort=list(class_names), scale=alt.Scale(scheme=PALETTE), legend=alt.Legend(title="class")
+    )
     layers = []
     for method in names:
         if f"x_{method}" not in columns:
