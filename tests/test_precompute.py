@@ -63,3 +63,23 @@ def test_latents_of_another_model_are_ignored() -> None:
     with torch.no_grad():
         next(model.parameters()).add_(1e-3)
     assert load_latents(path, model) is None
+
+
+def test_a_bundled_models_pca_is_the_shipped_one_and_its_map_places_points_exactly() -> None:
+    """The page's PCA of a bundled model: the shipped coordinates (no scikit-learn on the first page),
+    with the variance shares and an exact map for new points, both of the PCA that made them."""
+    from ui import cache, state
+    from vae_core.projection import fit_projection
+
+    entry = state.get_entry("mnist-vae-z20")
+    mu, _ = cache.latents(entry.fingerprint, entry)
+    proj = cache.projection(entry.fingerprint, entry, "pca", 300, ())
+    idx = cache.subset_indices(len(mu), 300)
+    full = fit_projection(mu, "pca")
+    np.testing.assert_allclose(proj.embedding, full.embedding[idx], atol=1e-4)
+    assert (
+        proj.params["precomputed"]
+        and proj.params["explained_variance_ratio"] == full.params["explained_variance_ratio"]
+    )
+    assert proj.placement == "exact"
+    np.testing.assert_allclose(proj.transform(mu[:7]), full.embedding[:7], atol=1e-4)

@@ -132,3 +132,11 @@ def test_unusable_latents(bad):
 def test_unknown_parameter_is_a_config_error(latents):
     with pytest.raises(ConfigError, match="perplexity"):
         project(latents, "pca", perplexity=5)
+
+
+def test_pca_variance_ratio_is_scikit_learns_explained_variance_ratio() -> None:
+    from vae_core.projection import pca_variance_ratio
+
+    z = np.random.default_rng(3).normal(size=(500, 12)) * np.linspace(0.1, 4, 12)
+    assert pca_variance_ratio(z) == fit_projection(z, "pca").params["explained_variance_ratio"]
+    assert pca_variance_ratio(z, k=3)[0] > pca_variance_ratio(z, k=3)[2]

@@ -11,7 +11,7 @@ from vae_core.analysis import nearest_rows
 from vae_core.bundled import bundled_model_paths
 from vae_core.latents import decode, encode_dataset
 from vae_core.precompute import PRECOMPUTED_METHODS, load_sidecar
-from vae_core.projection import Projection, fit_projection
+from vae_core.projection import Projection, fit_projection, pca_variance_ratio
 
 from .state import ModelEntry
 
@@ -78,14 +78,31 @@ def projection(
     idx = subset_indices(len(mu), n)
     if is_shipped(_entry, method, params) and not (exact and method == "umap"):  # t-SNE has no transform anyway
         shipped = precomputed(_entry.id, fingerprint, _entry).get(method)
+        if shipped is not None and len(shipped) == len(mu) and method == "pca":
+            # Fitted on the whole split. Its map places new points exactly; scikit-learn is imported
+            # (1.5 s on the first page otherwise) only when a layer needs it.
+            fitted = dict(params, precomputed=True, explained_variance_ratio=pca_variance_ratio(mu))
+            return Projection(method, shipped[idx], fitted, mu[idx], _pca_map(mu))
         if shipped is not None and len(shipped) == len(mu):
             return Projection(method, shipped[idx], dict(params, precomputed=True), mu[idx])
     return fit_projection(mu[idx], method, **dict(params))
 
 
+def _pca_map(mu: np.ndarray):
+    """The PCA fitted on the whole test split (as the shipped coordinates were), fitted on first use."""
+    fitted: list[Projection] = []
+
+    def transform(new: np.ndarray) -> np.ndarray:
+        if not fitted:
+            fitted.append(fit_projection(mu, "pca"))
+        return fitted[0].transform(new)
+
+    return transform
+
+
 def is_shipped(entry: ModelEntry, method: str, params: tuple) -> bool:
-    """Whether this t-SNE / UMAP comes with the bundled model (its default parameters), not fitted here."""
-    return entry.source == "bundled" and method in ("tsne", "umap") and dict(params) == PRECOMPUTED_METHODS[method]
+    """Whether this projection comes with the bundled model (default parameters), not fitted here."""
+    return entry.source == "bundled" and method in PRECOMPUTED_METHODS and dict(params) == PRECOMPUTED_METHODS[method]
 
 
 @st.cache_data(ttl=CACHE_TTL_S, max_entries=MAX_ENTRIES, show_spinner=False)

@@ -9,7 +9,7 @@ import numpy as np
 
 from .errors import ConfigError
 
-__all__ = ["PROJECTIONS", "Projection", "fit_projection", "project", "knn_place"]
+__all__ = ["PROJECTIONS", "Projection", "fit_projection", "project", "knn_place", "pca_variance_ratio"]
 
 DEFAULT_SEED = 0  # every stochastic projection is seeded
 # openTSNE's defaults are 250 early-exaggeration steps then 500 more. On 10,000 MNIST latent means of
@@ -68,6 +68,13 @@ def _pca(z: np.ndarray, seed: int = DEFAULT_SEED) -> tuple[np.ndarray, Callable 
     pca = PCA(n_components=2, random_state=seed).fit(z)
     ratio = [round(float(r), 4) for r in pca.explained_variance_ratio_]
     return pca.transform(z), pca.transform, {"seed": seed, "explained_variance_ratio": ratio}
+
+
+def pca_variance_ratio(z: np.ndarray, k: int = 2) -> list[float]:
+    """The share of the variance on the first k principal axes, as PCA's explained_variance_ratio_,
+    from the covariance's eigenvalues (numpy only: no scikit-learn import)."""
+    eigenvalues = np.linalg.eigvalsh(np.cov(np.asarray(z, dtype=np.float64), rowvar=False))[::-1]
+    return [round(float(r), 4) for r in eigenvalues[:k] / eigenvalues.sum()]
 
 
 def _tsne(z: np.ndarray, perplexity: float = 30.0, seed: int = DEFAULT_SEED, n_iter: int = TSNE_ITERATIONS):
