@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import altair as alt
 import numpy as np
 import pandas as pd
 import pytest
@@ -104,3 +105,14 @@ def test_switch_spec_draws_one_layer_per_computed_choice_and_a_line_for_the_othe
     for _, x_title, y_title in METHODS.values():
         assert f'"→ {x_title} · ↑ {y_title}"' in spec["title"]["text"]["expr"]
     assert spec["usermeta"]["embedOptions"]["renderer"] == "canvas"
+
+
+def test_switch_spec_is_valid_vega_lite() -> None:
+    """The spec is written as JSON by hand (for speed): Altair's schema checks it."""
+    for methods in (("raw", "pca"), ("raw", "pca", "tsne")):
+        spec = switch_scatter_spec(wide(0, methods), CLASSES, METHODS, "raw")
+        del spec["datasets"]
+        alt.LayerChart.from_dict(spec)  # raises on anything the Vega-Lite schema does not allow
+    spec["layer"][0]["mark"]["type"] = "dot"
+    with pytest.raises(Exception, match="dot"):
+        alt.LayerChart.from_dict(spec)

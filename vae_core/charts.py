@@ -177,70 +177,74 @@ def switch_scatter_spec(
     return spec
 
 
+WAITING_TEXT = "Not computed yet: computing it now (see the spinner above)…"
+
+
 @functools.lru_cache(maxsize=64)
 def _switch_template(columns: tuple[str, ...], class_names: tuple[str, ...], methods: tuple, height: int) -> str:
-    names = [m for m, _ in methods]
-    choice = alt.selection_point(
-        name=SWITCH_PARAM,
-        fields=["projection"],
-        value=names[0],
-        on="click[false]",  # only the buttons choose: a click on the plot must not pick (or clear) a layer
-        clear=False,
-        toggle=False,
-        bind=alt.binding_radio(options=names, labels=[label for _, (label, _, _) in methods], name="Projection "),
-    )
-    only_chosen = {"param": SWITCH_PARAM, "empty": False}
-    title = "''"
-    for method, (_, x_title, y_title) in reversed(methods):
-        axes = json.dumps(f"→ {x_title} · ↑ {y_title}", ensure_ascii=False)
-        title = f"{SWITCH_SIGNAL} == {json.dumps(method)} ? {axes} : {title}"
-    tooltip = ["class:N", "index:Q"] + (["image:N"] if "image" in columns else [])
-    color = alt.Color(
-        "class:N", sort=list(class_names), scale=alt.Scale(scheme=PALETTE), legend=alt.Legend(title="class")
-    )
+    """Written as JSON, not built with Altair: Altair takes 0.1 s for these four layers, on the first
+    visit's page (tests/test_charts.py checks the spec against the Vega-Lite schema)."""
+    names = [method for method, _ in methods]
+    color = {
+        "field": "class", "type": "nominal", "sort": list(class_names), "scale": {"scheme": PALETTE},
+        "legend": {"title": "class"},
+    }  # fmt: skip
+    tooltip = [{"field": "class", "type": "nominal"}, {"field": "index", "type": "quantitative"}]
+    tooltip += [{"field": "image", "type": "nominal"}] if "image" in columns else []
+    only_chosen = {"filter": {"param": SWITCH_PARAM, "empty": False}}
     layers = []
     for method in names:
         if f"x_{method}" not in columns:
             continue
-        layer = (
-            alt.Chart()
-            .transform_calculate(projection=json.dumps(method))
-            .transform_filter(only_chosen)
-            .mark_circle(size=POINT_SIZE, opacity=0.75)
-            .encode(
-                x=alt.X(f"x_{method}:Q", title=None, scale=alt.Scale(zero=False)),
-                y=alt.Y(f"y_{method}:Q", title=None, scale=alt.Scale(zero=False)),
-                color=color,
-                tooltip=tooltip,
-            )
-        )
-        layers.append(layer if layers else layer.interactive(name="zoom"))  # one zoom for the shared scales
+        axis = {"type": "quantitative", "title": None, "scale": {"zero": False}}
+        layers.append({
+            "transform": [{"calculate": json.dumps(method), "as": "projection"}, only_chosen],
+            "mark": {"type": "circle", "size": POINT_SIZE, "opacity": 0.75},
+            "encoding": {
+                "x": {"field": f"x_{method}", **axis}, "y": {"field": f"y_{method}", **axis},
+                "color": color, "tooltip": tooltip,
+            },
+        })  # fmt: skip
+    layers[0]["name"] = "points"  # the view the selections listen on (raw is always computed)
     missing = [method for method in names if f"x_{method}" not in columns]
     if missing:  # a line in the middle of the empty plot while the server computes the choice
-        layers.append(
-            alt.Chart(alt.InlineData(values=[{"projection": method} for method in missing]))
-            .transform_filter(only_chosen)
-            .mark_text(fontSize=14, color="gray")
-            .encode(
-                x=alt.XValue(alt.ExprRef("width / 2")),
-                y=alt.YValue(alt.ExprRef("height / 2")),
-                text=alt.value("Not computed yet: computing it now (see the spinner above)…"),
-            )
-        )
-    chart = (
-        alt.layer(*layers, data=alt.NamedData("data-0"), height=height)
-        .add_params(choice)
-        .properties(title=alt.TitleParams(alt.ExprRef(title), anchor="start", fontSize=12, fontWeight="normal"))
-    )
-    spec = on_canvas(chart).to_dict()
-    inline = spec.pop("datasets", {})  # Altair names even inline data; keep the small waiting line inline
-    for layer in spec["layer"]:
-        if layer.get("data", {}).get("name") in inline:
-            layer["data"] = {"values": inline[layer["data"]["name"]]}
-    for key in ("continuousWidth", "continuousHeight"):
-        spec.get("config", {}).get("view", {}).pop(key, None)
-    if spec.get("config") == {"view": {}}:
-        del spec["config"]
+        layers.append({
+            "data": {"values": [{"projection": method} for method in missing]},
+            "transform": [only_chosen],
+            "mark": {"type": "text", "fontSize": 14, "color": "gray"},
+            "encoding": {
+                "x": {"value": {"expr": "width / 2"}}, "y": {"value": {"expr": "height / 2"}},
+                "text": {"value": WAITING_TEXT},
+            },
+        })  # fmt: skip
+    title = "''"  # the axes of the chosen projection, switched with it
+    for method, (_, x_title, y_title) in reversed(methods):
+        axes = json.dumps(f"→ {x_title} · ↑ {y_title}", ensure_ascii=False)
+        title = f"{SWITCH_SIGNAL} == {json.dumps(method)} ? {axes} : {title}"
+    choice = {
+        "name": SWITCH_PARAM,
+        # only the buttons choose: a click on the plot must not pick (or clear) a layer
+        "select": {"type": "point", "fields": ["projection"], "on": "click[false]", "clear": False, "toggle": False},
+        "bind": {"input": "radio", "options": names, "labels": [label for _, (label, _, _) in methods],
+                 "name": "Projection "},
+        "value": [{"projection": names[0]}],
+        "views": ["points"],
+    }  # fmt: skip
+    zoom = {
+        "name": "zoom",
+        "select": {"type": "interval", "encodings": ["x", "y"]},
+        "bind": "scales",
+        "views": ["points"],
+    }
+    spec = {
+        "$schema": alt.SCHEMA_URL,
+        "data": {"name": "data-0"},
+        "height": height,
+        "title": {"text": {"expr": title}, "anchor": "start", "fontSize": 12, "fontWeight": "normal"},
+        "params": [zoom, choice],
+        "layer": layers,
+        "usermeta": CANVAS,
+    }
     return json.dumps(spec)
 
 
