@@ -28,14 +28,16 @@ else:  # a visit (or AppTest)
     # The first visit after a server start waits here for the imports (a second or two). Meanwhile it
     # says so, and the browser fetches and compiles Streamlit's chart renderer (Vega: 0.8 MB of
     # JavaScript, otherwise loaded with the first chart) for a 1-pixel chart that needs no data.
-    waiting = st.empty() if preload.pending() else None
-    if waiting is not None:
+    # The placeholder is made on every run, not only while waiting, so that the page's elements keep
+    # their places from the first run to the next: Streamlit's front end rebuilds an element whose
+    # place changed, and a rebuilt chart loses what the reader did in it (ui/switch_view.py).
+    waiting = st.empty()
+    if preload.pending():
         with waiting.container():
             st.caption("Starting up: loading PyTorch and the models (only the first visit after a restart)…")
             st.vega_lite_chart({"mark": "point", "width": 1, "height": 1})
     preload.wait()  # never import torch & co. at the same time as the preload thread
-    if waiting is not None:
-        waiting.empty()
+    waiting.empty()
 
     from ui import shell, sidebar, warmup
 
