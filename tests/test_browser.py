@@ -119,6 +119,19 @@ def test_the_buttons_under_the_scatter_switch_it_and_the_server_follows(server, 
         assert sidebar.locator("input").input_value() == label
         assert chart.get_by_label(label, exact=True).is_checked()
         drawn[method] = page.evaluate(PIXELS_JS)
+    # Full screen rebuilds the chart: it must still show the buttons' last choice, in its points (the
+    # selection Streamlit restores) and in its buttons (the spec's opening choice).
+    chart.get_by_label("t-SNE", exact=True).click()
+    page.wait_for_url("**projection=tsne**", timeout=30_000)
+    _settle(page)
+    chart.locator("canvas").hover()
+    page.get_by_role("button", name="Fullscreen").click()
+    page.wait_for_timeout(1500)
+    assert chart.get_by_label("t-SNE", exact=True).is_checked()
+    page.keyboard.press("Escape")
+    page.wait_for_timeout(1500)
+    assert chart.get_by_label("t-SNE", exact=True).is_checked()
+    assert page.evaluate(PIXELS_JS) == drawn["tsne"]
     # The sidebar after the buttons: the chart is rebuilt on the sidebar's choice, not on the buttons' last.
     page.locator('[data-testid="stSidebar"] [data-testid="stSelectbox"]').nth(1).click()
     page.get_by_role("option", name="UMAP").click()

@@ -291,6 +291,19 @@ def test_choosing_in_the_sidebar_opens_the_chart_on_it_under_a_new_key() -> None
     assert shown_scatter(at)[2] == "pca" and after.id != before.id
 
 
+def test_after_a_button_choice_the_spec_opens_on_it_under_the_same_key() -> None:
+    """The run after the buttons' callback: the browser already shows the choice, so the chart keeps
+    its key, and its spec now opens on that choice (what a rebuild, e.g. full screen, will show)."""
+    at = open_latent({"model": "mnist-vae-z20", "projection": "raw"})
+    before = at.get("vega_lite_chart")[0].proto
+    at.session_state["projection"] = "tsne"  # what on_choice does with the browser's event
+    at.session_state["_switch_shown"] = "tsne"
+    at.run()
+    assert_clean(at)
+    after = at.get("vega_lite_chart")[0].proto
+    assert after.id == before.id and shown_scatter(at)[2] == "tsne"
+
+
 def test_the_buttons_choice_becomes_the_sessions_projection(monkeypatch) -> None:
     """What the chart's on_select callback does with the browser's selection event."""
     from ui import switch_view

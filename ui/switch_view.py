@@ -1,8 +1,8 @@
 """The latent page's plain scatter with every projection ready in it: the buttons under the chart switch
 between them in the browser, at once, and the server hears of the choice afterwards (sidebar, URL).
 
-A switch through the sidebar is a full rerun: Streamlit's round trip and redraw, 0.2 s at best on a
-bare page and about 0.4 s on this one. The buttons cost one Vega redraw (README, "How fast").
+A switch through the sidebar is a full rerun: Streamlit's round trip, then a new chart view. The
+buttons cost one Vega redraw. README, "How fast", has both measured.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from . import cache, state, views
 
 KEY = "latent_switch"  # the chart's widget key (plus its revision): its state holds the buttons' choice
 SHOWN = "_switch_shown"  # the choice the browser's chart shows, as far as the server knows
-SENT = "_switch_sent"  # (spec template key, initial choice, revision) of the spec the browser has
+SENT = "_switch_sent"  # (spec template key, revision) of the chart the browser has
 READY = "_switch_ready"  # (fingerprint, method, n, params) computed in this session: cached, so instant
 
 
@@ -95,20 +95,26 @@ def choices(coords: dict) -> dict[str, tuple[str, str, str]]:
 
 
 def spec(entry: state.ModelEntry, frame: pd.DataFrame, methods: dict, method: str) -> tuple[dict, str]:
-    """The chart's spec and widget key. Both stay as in the last run when the browser's chart already
-    shows `method`: the browser keeps its view and swaps only the data. Otherwise the chart opens on
-    `method` under a new key. A new key, not only a new spec: Streamlit's front end restores a chart's
-    last selection when it rebuilds the view under the same key, which would bring the old choice back."""
+    """The chart's spec, opening on `method`, and its widget key.
+
+    The key stays while the browser's chart already shows `method` (it was chosen with the buttons, or
+    nothing changed): after a button choice, the spec's opening choice catches up with it, and the
+    browser rebuilds the view on that same picture. Otherwise (the sidebar, another page, new columns)
+    the key changes too. Two things in Streamlit's front end make this necessary: it rebuilds a chart
+    whose spec text changed, and it restores a rebuilt chart's last selection when the key is the same
+    (also when it goes full screen), so a spec that still opened on an older choice would bring a
+    mismatch back: the buttons' old choice in the points, the spec's in the buttons and the title.
+    """
     template = (tuple(frame.columns), tuple(entry.class_names), tuple(methods.items()))
-    sent = st.session_state.get(SENT)
-    on_page = sent is not None and f"{KEY}-{sent[2]}" in st.session_state  # else the browser makes a new view
+    sent = st.session_state.get(SENT)  # (template, revision) of the last run's chart
+    on_page = sent is not None and f"{KEY}-{sent[1]}" in st.session_state  # else the browser makes a new view
     if on_page and sent[0] == template and st.session_state.get(SHOWN) == method:
-        initial, revision = sent[1], sent[2]
+        revision = sent[1]
     else:
-        initial, revision = method, (sent[2] + 1 if sent else 0)
-    st.session_state[SENT] = (template, initial, revision)
+        revision = sent[1] + 1 if sent else 0
+    st.session_state[SENT] = (template, revision)
     st.session_state[SHOWN] = method
-    return switch_scatter_spec(frame, entry.class_names, methods, initial, revision), f"{KEY}-{revision}"
+    return switch_scatter_spec(frame, entry.class_names, methods, method, revision), f"{KEY}-{revision}"
 
 
 def show(where, entry: state.ModelEntry, n: int, method: str, params: dict, embedding: np.ndarray) -> pd.DataFrame:
