@@ -39,8 +39,11 @@ with left:
         st.caption(views.axis_caption(method, params))
         views.show_chart(st, chart, width="content" if layers.manifold else "stretch")
     if frame is not None:
+        hint = (
+            switch_view.HINT if switch_view.applies(layers.sampled, layers.sigma, layers.prior, layers.manifold) else ""
+        )
         st.caption(
-            f"{latent_view.describe(layers, method, proj.placement)} {n} test digits · {entry.label} · "
+            f"{latent_view.describe(layers, method, proj.placement)}{hint} {n} test digits · {entry.label} · "
             f"{state.PROJECTION_LABELS[method]}"
         )
         table = frame.drop(columns=["image", "sigma"], errors="ignore")

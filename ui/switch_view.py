@@ -21,6 +21,7 @@ from . import cache, state, views
 KEY = "latent_switch"  # the chart's widget key (plus its revision): its state holds the buttons' choice
 SHOWN = "_switch_shown"  # the choice the browser's chart shows, as far as the server knows
 SENT = "_switch_sent"  # (spec template key, revision) of the chart the browser has
+HINT = " The buttons under the plot redraw the same μ in each projection at once: follow one cluster from raw to UMAP."
 READY = "_switch_ready"  # (fingerprint, method, n, params) computed in this session: cached, so instant
 
 
