@@ -268,6 +268,18 @@ def test_a_projection_not_computed_yet_is_a_button_with_a_line_saying_so() -> No
     assert [part["data"]["values"] for part in waiting] == [[{"projection": "tsne"}]]
 
 
+def test_a_projection_fitted_earlier_in_the_session_stays_a_ready_button() -> None:
+    """t-SNE at perplexity 31 (not shipped), fitted once; back on raw, its coordinates are still in the
+    chart, from the session's own copy (a busy server's cache may have dropped them)."""
+    at = open_latent({"projection": "tsne", "perplexity": "31"})
+    fitted = shown_scatter(at)[1][["x", "y"]].to_numpy()
+    at.selectbox(key="projection").set_value("raw").run()
+    assert_clean(at)
+    _, data, method = shown_scatter(at)
+    assert method == "raw"
+    np.testing.assert_array_equal(data[["x_tsne", "y_tsne"]].to_numpy(), fitted)
+
+
 def test_other_settings_keep_the_spec_text_so_the_browser_redraws_in_place() -> None:
     """More points: new data, same spec text and key, so the browser keeps its view (and its choice)."""
     at = open_latent({"model": "mnist-vae-z20", "projection": "raw"})

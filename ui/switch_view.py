@@ -22,7 +22,8 @@ KEY = "latent_switch"  # the chart's widget key (plus its revision): its state h
 SHOWN = "_switch_shown"  # the choice the browser's chart shows, as far as the server knows
 SENT = "_switch_sent"  # (spec template key, revision) of the chart the browser has
 HINT = " The buttons under the plot redraw the same μ in each projection at once: follow one cluster from raw to UMAP."
-READY = "_switch_ready"  # (fingerprint, method, n, params) computed in this session: cached, so instant
+READY = "_switch_ready"  # (fingerprint, method, n, params) -> coordinates of t-SNE / UMAP fitted in this session
+MAX_READY = 8  # kept per visitor: 80 kB each at 10,000 points
 
 
 def applies(sampled: bool, sigma: bool, prior: int, manifold: bool) -> bool:
@@ -57,18 +58,26 @@ def params_of(method: str, latent_dim: int) -> dict:
 
 def ready(entry: state.ModelEntry, n: int, method: str, params: dict, embedding: np.ndarray) -> dict:
     """method -> (coordinates, parameters) for each projection that appears without waiting: the one
-    chosen (already fitted), raw and PCA (milliseconds), and t-SNE / UMAP if shipped or already
-    computed in this session. The others are offered too, and computed when chosen."""
-    done = st.session_state.setdefault(READY, set())
-    done.add((entry.fingerprint, method, n, tuple(sorted(params.items()))))
+    chosen (already fitted), raw and PCA (milliseconds), and t-SNE / UMAP if shipped or fitted earlier
+    in this session. The others are offered too, and computed when chosen.
+
+    The session keeps the coordinates of its own fits rather than trusting the server's cache to still
+    hold them: with many visitors that cache drops entries, and a t-SNE refitted here would stall the
+    page without a word."""
+    done = st.session_state.setdefault(READY, {})
+    if method in ("tsne", "umap"):
+        done[(entry.fingerprint, method, n, tuple(sorted(params.items())))] = embedding
+        while len(done) > MAX_READY:
+            del done[next(iter(done))]
     out = {}
     for other in state.PROJECTION_LABELS:
-        if other == method:
-            out[other] = (embedding, params)
-            continue
-        p = params_of(other, entry.model.config.latent_dim)
+        p = params if other == method else params_of(other, entry.model.config.latent_dim)
         key = tuple(sorted(p.items()))
-        if other in ("raw", "pca") or cache.is_shipped(entry, other, key) or (entry.fingerprint, other, n, key) in done:
+        if other == method:
+            out[other] = (embedding, p)
+        elif (entry.fingerprint, other, n, key) in done:
+            out[other] = (done[(entry.fingerprint, other, n, key)], p)
+        elif other in ("raw", "pca") or cache.is_shipped(entry, other, key):
             out[other] = (cache.projection(entry.fingerprint, entry, other, n, key).embedding, p)
     return out
 
