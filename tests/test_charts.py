@@ -86,22 +86,21 @@ def test_switch_spec_text_depends_on_columns_and_choices_not_on_data() -> None:
     assert text(switch_scatter_spec(wide(0, ("raw", "pca", "tsne")), CLASSES, METHODS, "raw")) != text(a)
 
 
-def test_switch_spec_draws_one_layer_per_computed_choice_and_a_line_for_the_others() -> None:
+def test_switch_spec_draws_the_chosen_columns_and_a_line_for_the_others() -> None:
     spec = switch_scatter_spec(wide(0), CLASSES, METHODS, "pca")
     choice = next(p for p in spec["params"] if p["name"] == SWITCH_PARAM)
     assert choice["value"] == [{"projection": "pca"}] and choice["bind"]["options"] == ["raw", "pca", "tsne"]
     assert choice["select"]["on"] == "click[false]" and choice["select"]["clear"] is False  # buttons only
-    circles, texts = ([p for p in spec["layer"] if p["mark"]["type"] == kind] for kind in ("circle", "text"))
-    assert [(p["encoding"]["x"]["field"], p["encoding"]["y"]["field"]) for p in circles] == [
-        ("x_raw", "y_raw"),
-        ("x_pca", "y_pca"),
-    ]
-    for part, method in zip(circles, ("raw", "pca"), strict=True):
-        assert part["transform"] == [
-            {"calculate": json.dumps(method), "as": "projection"},
-            {"filter": {"param": SWITCH_PARAM, "empty": False}},
-        ]
-    assert [p["data"] for p in texts] == [{"values": [{"projection": "tsne"}]}]
+    (points,) = (p for p in spec["layer"] if p["mark"]["type"] == "circle")
+    assert (points["encoding"]["x"]["field"], points["encoding"]["y"]["field"]) == ("x", "y")
+    calculated = {t["as"]: t["calculate"] for t in points["transform"]}
+    for axis in ("x", "y"):
+        for method in ("raw", "pca"):
+            assert f'proj_projection === "{method}" ? datum["{axis}_{method}"]' in calculated[axis]
+        assert "tsne" not in calculated[axis] and calculated[axis].endswith(": null")  # not computed: not drawn
+    (waiting,) = (p for p in spec["layer"] if p["mark"]["type"] == "text")
+    assert waiting["data"] == {"values": [{"projection": "tsne"}]}
+    assert waiting["transform"] == [{"filter": "datum.projection === proj_projection"}]
     for _, x_title, y_title in METHODS.values():
         assert f'"→ {x_title} · ↑ {y_title}"' in spec["title"]["text"]["expr"]
     assert spec["usermeta"]["embedOptions"]["renderer"] == "canvas"

@@ -112,8 +112,9 @@ def spec(entry: state.ModelEntry, frame: pd.DataFrame, methods: dict, method: st
     browser rebuilds the view on that same picture. Otherwise (the sidebar, another page, new columns)
     the key changes too. Two things in Streamlit's front end make this necessary: it rebuilds a chart
     whose spec text changed, and it restores a rebuilt chart's last selection when the key is the same
-    (also when it goes full screen), so a spec that still opened on an older choice would bring a
-    mismatch back: the buttons' old choice in the points, the spec's in the buttons and the title.
+    (also when it goes full screen). A rebuilt chart whose spec still opened on an older choice would
+    draw that one while the restored selection, the sidebar and the URL held the newer; and with a
+    restored selection equal to a later click's choice, Streamlit would not report that click.
     """
     template = (tuple(frame.columns), tuple(entry.class_names), tuple(methods.items()))
     sent = st.session_state.get(SENT)  # (template, revision) of the last run's chart

@@ -182,8 +182,13 @@ WAITING_TEXT = "Not computed yet: computing it now (see the spinner above)…"
 
 @functools.lru_cache(maxsize=64)
 def _switch_template(columns: tuple[str, ...], class_names: tuple[str, ...], methods: tuple, height: int) -> str:
-    """Written as JSON, not built with Altair: Altair takes 0.1 s for these four layers, on the first
-    visit's page (tests/test_charts.py checks the spec against the Vega-Lite schema)."""
+    """Written as JSON, not built with Altair: Altair takes 0.1 s for it, on the first visit's page
+    (tests/test_charts.py checks the spec against the Vega-Lite schema).
+
+    One layer of points whose x and y are the chosen projection's columns: a choice recomputes two
+    fields and redraws one mark, and the scales follow. The choice is read from the radio buttons'
+    signal; the selection's store only tells the server (switch_view keeps the two equal when the
+    browser rebuilds the chart)."""
     names = [method for method, _ in methods]
     color = {
         "field": "class", "type": "nominal", "sort": list(class_names), "scale": {"scheme": PALETTE},
@@ -191,26 +196,26 @@ def _switch_template(columns: tuple[str, ...], class_names: tuple[str, ...], met
     }  # fmt: skip
     tooltip = [{"field": "class", "type": "nominal"}, {"field": "index", "type": "quantitative"}]
     tooltip += [{"field": "image", "type": "nominal"}] if "image" in columns else []
-    only_chosen = {"filter": {"param": SWITCH_PARAM, "empty": False}}
-    layers = []
-    for method in names:
-        if f"x_{method}" not in columns:
-            continue
-        axis = {"type": "quantitative", "title": None, "scale": {"zero": False}}
-        layers.append({
-            "transform": [{"calculate": json.dumps(method), "as": "projection"}, only_chosen],
-            "mark": {"type": "circle", "size": POINT_SIZE, "opacity": 0.75},
-            "encoding": {
-                "x": {"field": f"x_{method}", **axis}, "y": {"field": f"y_{method}", **axis},
-                "color": color, "tooltip": tooltip,
-            },
-        })  # fmt: skip
-    layers[0]["name"] = "points"  # the view the selections listen on (raw is always computed)
+    present = [method for method in names if f"x_{method}" in columns]
+
+    def chosen(axis: str) -> str:  # the chosen projection's column; null (not drawn) while not computed
+        expr = "null"
+        for method in reversed(present):
+            expr = f"{SWITCH_SIGNAL} === {json.dumps(method)} ? datum[{json.dumps(f'{axis}_{method}')}] : {expr}"
+        return expr
+
+    axis = {"type": "quantitative", "title": None, "scale": {"zero": False}}
+    layers = [{
+        "name": "points",  # the view the selections listen on
+        "transform": [{"calculate": chosen("x"), "as": "x"}, {"calculate": chosen("y"), "as": "y"}],
+        "mark": {"type": "circle", "size": POINT_SIZE, "opacity": 0.75},
+        "encoding": {"x": {"field": "x", **axis}, "y": {"field": "y", **axis}, "color": color, "tooltip": tooltip},
+    }]  # fmt: skip
     missing = [method for method in names if f"x_{method}" not in columns]
     if missing:  # a line in the middle of the empty plot while the server computes the choice
         layers.append({
             "data": {"values": [{"projection": method} for method in missing]},
-            "transform": [only_chosen],
+            "transform": [{"filter": f"datum.projection === {SWITCH_SIGNAL}"}],
             "mark": {"type": "text", "fontSize": 14, "color": "gray"},
             "encoding": {
                 "x": {"value": {"expr": "width / 2"}}, "y": {"value": {"expr": "height / 2"}},
