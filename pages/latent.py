@@ -32,16 +32,15 @@ with right:
 with left:
     proj = views.fitted_projection(entry, method, n, params, exact=latent_view.needs_exact(method, layers))
     frame = None  # the plotted points, for the CSV
-    if proj is not None and switch_view.applies(layers.sampled, layers.sigma, layers.prior, layers.manifold):
+    switchable = switch_view.applies(layers)
+    if proj is not None and switchable:
         frame = switch_view.show(st, entry, n, method, params, proj.embedding)  # its title names the axes
     elif proj is not None and (drawn := latent_view.safe_chart(entry, proj, n, method, params, layers)):
         chart, frame = drawn
         st.caption(views.axis_caption(method, params))
         views.show_chart(st, chart, width="content" if layers.manifold else "stretch")
     if frame is not None:
-        hint = (
-            switch_view.HINT if switch_view.applies(layers.sampled, layers.sigma, layers.prior, layers.manifold) else ""
-        )
+        hint = switch_view.HINT if switchable else ""
         st.caption(
             f"{latent_view.describe(layers, method, proj.placement)}{hint} {n} test digits · {entry.label} · "
             f"{state.PROJECTION_LABELS[method]}"

@@ -69,8 +69,9 @@ def projection(
 ) -> Projection:
     """The projection of the fixed subset of n test points, as an object that can place new points.
 
-    For bundled models with default parameters, t-SNE and UMAP come from the shipped coordinates
-    (fitted on the whole test split); new points are then placed by their nearest neighbours.
+    For bundled models with default parameters, PCA, t-SNE and UMAP come from the shipped coordinates
+    (fitted on the whole test split); new points are then placed by that PCA, or by their nearest
+    neighbours for t-SNE and UMAP.
     exact=True skips the shipped UMAP coordinates and fits UMAP on the subset, so new points are placed
     by its own transform (t-SNE has none, so it keeps the shipped ones).
     """
@@ -83,7 +84,7 @@ def projection(
             # (1.5 s on the first page otherwise) only when a layer needs it.
             fitted = dict(params, precomputed=True, explained_variance_ratio=pca_variance_ratio(mu))
             return Projection(method, shipped[idx], fitted, mu[idx], _pca_map(mu))
-        if shipped is not None and len(shipped) == len(mu):
+        if shipped is not None and len(shipped) == len(mu):  # t-SNE, UMAP: new points by their neighbours
             return Projection(method, shipped[idx], dict(params, precomputed=True), mu[idx])
     return fit_projection(mu[idx], method, **dict(params))
 

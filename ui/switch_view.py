@@ -26,9 +26,10 @@ READY = "_switch_ready"  # (fingerprint, method, n, params) -> coordinates of t-
 MAX_READY = 8  # kept per visitor: 80 kB each at 10,000 points
 
 
-def applies(sampled: bool, sigma: bool, prior: int, manifold: bool) -> bool:
-    """Only the plain view of μ: the other layers are fitted for one projection at a time."""
-    return not (sampled or sigma or prior or manifold)
+def applies(layers) -> bool:
+    """Only the plain view of μ (latent_view.Layers all off): the others are fitted for one projection
+    at a time."""
+    return not (layers.sampled or layers.sigma or layers.prior or layers.manifold)
 
 
 def on_choice(key: str) -> None:
