@@ -101,17 +101,33 @@ PIXELS_JS = """() => { const c = document.querySelector('[data-testid="stVegaLit
   g.drawImage(c, 0, 0, 48, 48); return Array.from(g.getImageData(0, 0, 48, 48).data).join(','); }"""
 
 
+# The chart's picture at the first animation frame in which it differs from now.
+FIRST_CHANGE_JS = """(pixels) => { const drawn = eval('(' + pixels + ')'); const before = drawn();
+  window.__firstChange = new Promise(resolve => { const tick = () => { const now = drawn();
+    if (now !== before) resolve(now); else requestAnimationFrame(tick); }; requestAnimationFrame(tick); }); }"""
+# Watches the chart from now on: "redrawn" once its canvas shows `target`, or "rebuilt" if Streamlit
+# replaced the canvas (a new Vega view) before that.
+FIRST_OF_JS = """([pixels, target]) => { const drawn = eval('(' + pixels + ')');
+  const canvas = () => document.querySelector('[data-testid="stVegaLiteChart"] canvas');
+  const first = canvas(), t0 = performance.now();
+  window.__firstOf = new Promise(resolve => { const tick = () => {
+    if (canvas() !== first) resolve('rebuilt');
+    else if (drawn() === target) resolve('redrawn');
+    else if (performance.now() - t0 > 20000) resolve('timeout');
+    else requestAnimationFrame(tick); }; requestAnimationFrame(tick); }); }"""
+
+
 def test_the_buttons_under_the_scatter_switch_it_and_the_server_follows(server, page) -> None:
     """A radio button under the chart: the points move in the browser, then the rerun it triggers makes
     the choice the session's (sidebar, URL, caption), and the chart is not rebuilt back to the old one."""
     page.goto(server + "/latent?model=mnist-vae-z20&projection=raw&points=500")
     _settle(page)
     chart = page.locator('[data-testid="stVegaLiteChart"]')
-    drawn = {}
+    drawn, flipped = {}, {}
     for label, method in (("t-SNE", "tsne"), ("UMAP", "umap"), ("raw (two latent dims)", "raw")):
-        before = page.evaluate(PIXELS_JS)
+        page.evaluate(FIRST_CHANGE_JS, PIXELS_JS)
         chart.get_by_label(label, exact=True).click()
-        page.wait_for_function("(b) => (" + PIXELS_JS + ")() !== b", arg=before, timeout=5_000)
+        flipped[method] = page.evaluate("() => window.__firstChange")  # the redraw in the browser
         page.wait_for_url(f"**projection={method}**", timeout=30_000)
         _settle(page)
         assert page.get_by_text(f"· {label}").count() == 1  # the caption under the chart
@@ -119,9 +135,19 @@ def test_the_buttons_under_the_scatter_switch_it_and_the_server_follows(server, 
         assert sidebar.locator("input").input_value() == label
         assert chart.get_by_label(label, exact=True).is_checked()
         drawn[method] = page.evaluate(PIXELS_JS)
+    # A zoom belongs to one projection's axes: a button clears it, so the new projection comes whole.
+    chart.locator("canvas").hover()
+    for _ in range(4):
+        page.mouse.wheel(0, -200)
+        page.wait_for_timeout(100)
+    zoomed = page.evaluate(PIXELS_JS)
+    assert zoomed != drawn["raw"]
+    page.evaluate(FIRST_OF_JS, [PIXELS_JS, flipped["tsne"]])
+    chart.get_by_label("t-SNE", exact=True).click()
+    # The whole t-SNE must come from the redraw in the browser, not from the rebuild after the rerun.
+    assert page.evaluate("() => window.__firstOf") == "redrawn"
     # Full screen rebuilds the chart (on the spec's opening choice, with the selection Streamlit
     # restores): it must still show the buttons' last choice.
-    chart.get_by_label("t-SNE", exact=True).click()
     page.wait_for_url("**projection=tsne**", timeout=30_000)
     _settle(page)
     chart.locator("canvas").hover()

@@ -91,6 +91,8 @@ def test_switch_spec_draws_the_chosen_columns_and_a_line_for_the_others() -> Non
     choice = next(p for p in spec["params"] if p["name"] == SWITCH_PARAM)
     assert choice["value"] == [{"projection": "pca"}] and choice["bind"]["options"] == ["raw", "pca", "tsne"]
     assert choice["select"]["on"] == "click[false]" and choice["select"]["clear"] is False  # buttons only
+    zoom = next(p for p in spec["params"] if p["name"] == "zoom")
+    assert zoom["bind"] == "scales" and "window:change" in zoom["select"]["clear"]  # a button resets it
     (points,) = (p for p in spec["layer"] if p["mark"]["type"] == "circle")
     assert (points["encoding"]["x"]["field"], points["encoding"]["y"]["field"]) == ("x", "y")
     calculated = {t["as"]: t["calculate"] for t in points["transform"]}

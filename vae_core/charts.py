@@ -237,7 +237,8 @@ def _switch_template(columns: tuple[str, ...], class_names: tuple[str, ...], met
     }  # fmt: skip
     zoom = {
         "name": "zoom",
-        "select": {"type": "interval", "encodings": ["x", "y"]},
+        # a zoom belongs to one projection's axes: the buttons' change event resets it, as a double click does
+        "select": {"type": "interval", "encodings": ["x", "y"], "clear": "dblclick, window:change"},
         "bind": "scales",
         "views": ["points"],
     }
