@@ -40,7 +40,7 @@ with left:
         st.caption(views.axis_caption(method, params))
         views.show_chart(st, chart, width="content" if layers.manifold else "stretch")
     if frame is not None:
-        hint = switch_view.HINT if switchable else ""
+        hint = switch_view.HINT if switchable else switch_view.LAYERED_HINT
         st.caption(
             f"{latent_view.describe(layers, method, proj.placement)}{hint} {n} test digits · {entry.label} · "
             f"{state.PROJECTION_LABELS[method]}"

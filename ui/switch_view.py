@@ -22,6 +22,7 @@ KEY = "latent_switch"  # the chart's widget key (plus its revision): its state h
 SHOWN = "_switch_shown"  # the choice the browser's chart shows, as far as the server knows
 SENT = "_switch_sent"  # (spec template key, revision) of the chart the browser has
 HINT = " The buttons under the plot redraw the same μ in each projection at once: follow one cluster from raw to UMAP."
+LAYERED_HINT = " The projection buttons are on the plain view (μ, no layers); here the sidebar switches projection."
 READY = "_switch_ready"  # (fingerprint, method, n, params) -> coordinates of t-SNE / UMAP fitted in this session
 MAX_READY = 8  # kept per visitor: 80 kB each at 10,000 points
 
