@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from vae_core import appserver
+from vae_core.bench import PIXELS_JS  # the chart's canvas, shrunk to 48 x 48, as a string
 
 ROOT = Path(__file__).resolve().parent.parent
 SHOTS = Path(os.environ.get("SCREENSHOT_DIR", ROOT / "tests" / "screenshots"))
@@ -96,11 +97,6 @@ def test_choosing_a_projection_updates_the_url(server, page) -> None:
     assert page.get_by_text("· PCA").count() == 1  # the scatter's caption names the new projection
 
 
-PIXELS_JS = """() => { const c = document.querySelector('[data-testid="stVegaLiteChart"] canvas');
-  const s = document.createElement('canvas'); s.width = s.height = 48; const g = s.getContext('2d');
-  g.drawImage(c, 0, 0, 48, 48); return Array.from(g.getImageData(0, 0, 48, 48).data).join(','); }"""
-
-
 # The chart's picture at the first animation frame in which it differs from now.
 FIRST_CHANGE_JS = """(pixels) => { const drawn = eval('(' + pixels + ')'); const before = drawn();
   window.__firstChange = new Promise(resolve => { const tick = () => { const now = drawn();
@@ -165,7 +161,6 @@ def test_the_buttons_under_the_scatter_switch_it_and_the_server_follows(server, 
     _settle(page)
     assert chart.get_by_label("UMAP", exact=True).is_checked()
     assert page.evaluate(PIXELS_JS) == drawn["umap"] != drawn["raw"]
-    page.screenshot(path=str(SHOTS / "latent-buttons.png"), full_page=True)
     assert page.locator('[data-testid="stException"]').count() == 0
 
 
