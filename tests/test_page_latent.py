@@ -280,6 +280,40 @@ def test_a_projection_fitted_earlier_in_the_session_stays_a_ready_button() -> No
     np.testing.assert_array_equal(data[["x_tsne", "y_tsne"]].to_numpy(), fitted)
 
 
+def test_shipped_projections_do_not_take_the_sessions_places_for_its_own_fits() -> None:
+    at = open_latent({"projection": "tsne"})  # shipped with the bundled model
+    assert_clean(at)
+    assert not at.session_state["_switch_ready"]
+
+
+def test_another_model_gets_a_new_chart_key() -> None:
+    """Its axes are new: a zoom made on the old model's must not carry over to the new one's."""
+    at = open_latent({"model": "mnist-vae-z2", "projection": "raw"})
+    before = at.get("vega_lite_chart")[0].proto.id
+    at.selectbox(key="model").set_value("mnist-ae-z2").run()
+    assert_clean(at)
+    assert at.get("vega_lite_chart")[0].proto.id != before
+
+
+def test_a_projection_that_fails_for_a_button_is_left_out_not_fatal(monkeypatch) -> None:
+    from ui import cache, state, switch_view
+
+    entry = state.get_entry("mnist-vae-z20")
+    session = {"dim_x": 25, "dim_y": 3}  # left from a larger model: this one has Z = 20
+    monkeypatch.setattr(switch_view.st, "session_state", session)
+    assert switch_view.params_of("raw", 20) == {"dims": (0, 1)}
+    session |= {"dim_x": 4}
+    assert switch_view.params_of("raw", 20) == {"dims": (4, 3)}
+
+    def failing(fingerprint, entry, method, *args, **kwargs):
+        raise ValueError(f"{method} failed")
+
+    monkeypatch.setattr(cache, "projection", failing)
+    embedding = np.zeros((POINTS, 2), dtype=np.float32)
+    coords = switch_view.ready(entry, POINTS, "tsne", {"perplexity": 31}, embedding)
+    assert list(coords) == ["tsne"]  # raw, PCA and UMAP failed: no buttons drawn from them, no crash
+
+
 def test_other_settings_keep_the_spec_text_so_the_browser_redraws_in_place() -> None:
     """More points: new data, same spec text and key, so the browser keeps its view (and its choice)."""
     at = open_latent({"model": "mnist-vae-z20", "projection": "raw"})

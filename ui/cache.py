@@ -101,6 +101,14 @@ def _pca_map(mu: np.ndarray):
     return transform
 
 
+def has_shipped(entry: ModelEntry, method: str, params: tuple) -> bool:
+    """is_shipped, and the model's sidecar really holds these coordinates for its whole test split."""
+    if not is_shipped(entry, method, params):
+        return False
+    shipped = precomputed(entry.id, entry.fingerprint, entry).get(method)
+    return shipped is not None and len(shipped) == len(test_split(entry))
+
+
 def is_shipped(entry: ModelEntry, method: str, params: tuple) -> bool:
     """Whether this projection comes with the bundled model (default parameters), not fitted here."""
     return entry.source == "bundled" and method in PRECOMPUTED_METHODS and dict(params) == PRECOMPUTED_METHODS[method]

@@ -1,8 +1,10 @@
 """The latent page's plain scatter with every projection ready in it: the buttons under the chart switch
 between them in the browser, at once, and the server hears of the choice afterwards (sidebar, URL).
 
-A switch through the sidebar is a full rerun: Streamlit's round trip, then a new chart view. The
-buttons cost one Vega redraw. README, "How fast", has both measured.
+A switch through the sidebar is a full rerun: Streamlit's round trip, then a new chart view. A button
+redraws the chart in the browser at once; the rerun that follows (to update the sidebar, the URL and
+the captions) then has the browser rebuild the view once, on the same picture (see spec()). README,
+"How fast", has both measured.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from vae_core.charts import SWITCH_PARAM, switch_scatter_spec
 from vae_core.precompute import PRECOMPUTED_METHODS
 
 from . import cache, state, views
+from .latent_view import PLOT_ERRORS
 
 KEY = "latent_switch"  # the chart's widget key (plus its revision): its state holds the buttons' choice
 SHOWN = "_switch_shown"  # the choice the browser's chart shows, as far as the server knows
@@ -45,11 +48,13 @@ def on_choice(key: str) -> None:
 
 
 def params_of(method: str, latent_dim: int) -> dict:
-    """A projection's parameters when its controls are not on the page: this run's values if the
-    controls were just drawn, else the defaults."""
+    """A projection's parameters when its controls are not on the page: whatever the session holds
+    for them (the last run's controls, or a link's values), else the defaults. Raw dimensions that
+    this model does not have (left from a larger model) fall back to (0, 1)."""
     get = st.session_state.get
     if method == "raw":
-        return {"dims": (0, 1) if latent_dim <= 2 else (int(get("dim_x", 0)), int(get("dim_y", 1)))}
+        dims = (int(get("dim_x", 0)), int(get("dim_y", 1)))
+        return {"dims": dims if latent_dim > 2 and max(dims) < latent_dim else (0, 1)}
     if method == "tsne":
         return {"perplexity": get("perp", PRECOMPUTED_METHODS["tsne"]["perplexity"])}
     if method == "umap":
@@ -61,27 +66,34 @@ def params_of(method: str, latent_dim: int) -> dict:
 def ready(entry: state.ModelEntry, n: int, method: str, params: dict, embedding: np.ndarray) -> dict:
     """method -> (coordinates, parameters) for each projection that appears without waiting: the one
     chosen (already fitted), raw and PCA (milliseconds), and t-SNE / UMAP if shipped or fitted earlier
-    in this session. The others are offered too, and computed when chosen.
+    in this session. The others are offered too, and computed when chosen; one that fails here is
+    left out (its button says it is not computed) rather than taking the page down.
 
     The session keeps the coordinates of its own fits rather than trusting the server's cache to still
     hold them: with many visitors that cache drops entries, and a t-SNE refitted here would stall the
     page without a word."""
     done = st.session_state.setdefault(READY, {})
-    if method in ("tsne", "umap"):
-        done[(entry.fingerprint, method, n, tuple(sorted(params.items())))] = embedding
+    own = (entry.fingerprint, method, n, tuple(sorted(params.items())))
+    if method in ("tsne", "umap") and not cache.has_shipped(entry, method, own[3]):
+        done.pop(own, None)
+        done[own] = embedding  # the most recent last: the oldest goes first
         while len(done) > MAX_READY:
             del done[next(iter(done))]
-    out = {}
+    out = {method: (embedding, params)}
     for other in state.PROJECTION_LABELS:
-        p = params if other == method else params_of(other, entry.model.config.latent_dim)
-        key = tuple(sorted(p.items()))
+        p = params_of(other, entry.model.config.latent_dim)
+        key = (entry.fingerprint, other, n, tuple(sorted(p.items())))
         if other == method:
-            out[other] = (embedding, p)
-        elif (entry.fingerprint, other, n, key) in done:
-            out[other] = (done[(entry.fingerprint, other, n, key)], p)
-        elif other in ("raw", "pca") or cache.is_shipped(entry, other, key):
-            out[other] = (cache.projection(entry.fingerprint, entry, other, n, key).embedding, p)
-    return out
+            continue
+        if key in done:
+            done[key] = done.pop(key)
+            out[other] = (done[key], p)
+        elif other in ("raw", "pca") or cache.has_shipped(entry, other, key[3]):
+            try:
+                out[other] = (cache.projection(entry.fingerprint, entry, other, n, key[3]).embedding, p)
+            except PLOT_ERRORS:
+                continue
+    return {m: out[m] for m in state.PROJECTION_LABELS if m in out}
 
 
 def frame_of(entry: state.ModelEntry, n: int, coords: dict) -> pd.DataFrame:
@@ -111,14 +123,15 @@ def spec(entry: state.ModelEntry, frame: pd.DataFrame, methods: dict, method: st
 
     The key stays while the browser's chart already shows `method` (it was chosen with the buttons, or
     nothing changed): after a button choice, the spec's opening choice catches up with it, and the
-    browser rebuilds the view on that same picture. Otherwise (the sidebar, another page, new columns)
-    the key changes too. Two things in Streamlit's front end make this necessary: it rebuilds a chart
-    whose spec text changed, and it restores a rebuilt chart's last selection when the key is the same
-    (also when it goes full screen). A rebuilt chart whose spec still opened on an older choice would
-    draw that one while the restored selection, the sidebar and the URL held the newer; and with a
-    restored selection equal to a later click's choice, Streamlit would not report that click.
+    browser rebuilds the view on that same picture. Otherwise (the sidebar, another page, another
+    model, new columns) the key changes too. Two things in Streamlit's front end make this necessary:
+    it rebuilds a chart whose spec text changed, and it restores a rebuilt chart's last selection when
+    the key is the same (also when it goes full screen). A rebuilt chart whose spec still opened on an
+    older choice would draw that one while the restored selection, the sidebar and the URL held the
+    newer; and with a restored selection equal to a later click's choice, Streamlit would not report
+    that click.
     """
-    template = (tuple(frame.columns), tuple(entry.class_names), tuple(methods.items()))
+    template = (entry.fingerprint, tuple(frame.columns), tuple(entry.class_names), tuple(methods.items()))
     sent = st.session_state.get(SENT)  # (template, revision) of the last run's chart
     on_page = sent is not None and f"{KEY}-{sent[1]}" in st.session_state  # else the browser makes a new view
     if on_page and sent[0] == template and st.session_state.get(SHOWN) == method:

@@ -480,8 +480,20 @@ CLICK_CLOCK_JS = """([pixels, rendered, args]) => {
 }"""
 
 
+def _steady(tab: Any, gap_s: float = 0.3, tries: int = 20) -> None:
+    """Until the chart's pixels stay the same for gap_s: a rebuild still under way after the previous
+    switch must not be taken for this one's redraw."""
+    now = tab.evaluate(PIXELS_JS)
+    for _ in range(tries):
+        time.sleep(gap_s)
+        now, before = tab.evaluate(PIXELS_JS), now
+        if now == before:
+            return
+
+
 def _clocked_click(tab: Any, target: Any, label: str | None) -> tuple[float, float]:
     """Click target; (seconds on the page's clock, wall seconds of the driver) until it is redrawn."""
+    _steady(tab)
     tab.evaluate(CLICK_CLOCK_JS, [PIXELS_JS, RENDERED_JS if label else None, [label, CHART]])
     t0 = time.perf_counter()
     target.click()
