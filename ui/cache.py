@@ -77,15 +77,15 @@ def projection(
     """
     mu, _ = latents(fingerprint, _entry)
     idx = subset_indices(len(mu), n)
-    if is_shipped(_entry, method, params) and not (exact and method == "umap"):  # t-SNE has no transform anyway
-        shipped = precomputed(_entry.id, fingerprint, _entry).get(method)
-        if shipped is not None and len(shipped) == len(mu) and method == "pca":
+    if has_shipped(_entry, method, params) and not (exact and method == "umap"):  # t-SNE has no transform anyway
+        shipped = precomputed(_entry.id, fingerprint, _entry)
+        if method == "pca":
             # Fitted on the whole split. Its map places new points exactly; scikit-learn is imported
-            # (1.5 s on the first page otherwise) only when a layer needs it.
+            # (1.5 s on the first page otherwise) only when a layer needs it. The map holds the shipped
+            # mu, one array for every cached n, not this call's copy from latents().
             fitted = dict(params, precomputed=True, explained_variance_ratio=pca_variance_ratio(mu))
-            return Projection(method, shipped[idx], fitted, mu[idx], _pca_map(mu))
-        if shipped is not None and len(shipped) == len(mu):  # t-SNE, UMAP: new points by their neighbours
-            return Projection(method, shipped[idx], dict(params, precomputed=True), mu[idx])
+            return Projection(method, shipped[method][idx], fitted, mu[idx], _pca_map(shipped.get("mu", mu)))
+        return Projection(method, shipped[method][idx], dict(params, precomputed=True), mu[idx])  # by neighbours
     return fit_projection(mu[idx], method, **dict(params))
 
 
@@ -102,16 +102,12 @@ def _pca_map(mu: np.ndarray):
 
 
 def has_shipped(entry: ModelEntry, method: str, params: tuple) -> bool:
-    """is_shipped, and the model's sidecar really holds these coordinates for its whole test split."""
-    if not is_shipped(entry, method, params):
+    """Whether this projection comes with the bundled model (its default parameters), and the model's
+    sidecar really holds its coordinates for the whole test split: then it is not fitted here."""
+    if entry.source != "bundled" or dict(params) != PRECOMPUTED_METHODS.get(method):
         return False
     shipped = precomputed(entry.id, entry.fingerprint, entry).get(method)
     return shipped is not None and len(shipped) == len(test_split(entry))
-
-
-def is_shipped(entry: ModelEntry, method: str, params: tuple) -> bool:
-    """Whether this projection comes with the bundled model (default parameters), not fitted here."""
-    return entry.source == "bundled" and method in PRECOMPUTED_METHODS and dict(params) == PRECOMPUTED_METHODS[method]
 
 
 @st.cache_data(ttl=CACHE_TTL_S, max_entries=MAX_ENTRIES, show_spinner=False)
