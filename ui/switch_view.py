@@ -79,12 +79,13 @@ def ready(entry: state.ModelEntry, n: int, method: str, params: dict, embedding:
         done[own] = embedding  # the most recent last: the oldest goes first
         while len(done) > MAX_READY:
             del done[next(iter(done))]
-    out = {method: (embedding, params)}
+    out = {}
     for other in state.PROJECTION_LABELS:
+        if other == method:
+            out[other] = (embedding, params)
+            continue
         p = params_of(other, entry.model.config.latent_dim)
         key = (entry.fingerprint, other, n, tuple(sorted(p.items())))
-        if other == method:
-            continue
         if key in done:
             done[key] = done.pop(key)
             out[other] = (done[key], p)
@@ -93,7 +94,7 @@ def ready(entry: state.ModelEntry, n: int, method: str, params: dict, embedding:
                 out[other] = (cache.projection(entry.fingerprint, entry, other, n, key[3]).embedding, p)
             except PLOT_ERRORS:
                 continue
-    return {m: out[m] for m in state.PROJECTION_LABELS if m in out}
+    return out
 
 
 def frame_of(entry: state.ModelEntry, n: int, coords: dict) -> pd.DataFrame:

@@ -228,7 +228,7 @@ def _switch_template(columns: tuple[str, ...], class_names: tuple[str, ...], met
         title = f"{SWITCH_SIGNAL} == {json.dumps(method)} ? {axes} : {title}"
     choice = {
         "name": SWITCH_PARAM,
-        # only the buttons choose: a click on the plot must not pick (or clear) a layer
+        # only the buttons choose: a click on the plot must not pick (or clear) a projection
         "select": {"type": "point", "fields": ["projection"], "on": "click[false]", "clear": False, "toggle": False},
         "bind": {"input": "radio", "options": names, "labels": [label for _, (label, _, _) in methods],
                  "name": "Projection "},
