@@ -5,17 +5,17 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 
 import torch
 
-from .backprop import FlatStep
+from .backprop import PRECISIONS, FlatStep
 from .data import Dataset
 from .errors import ConfigError, TrainingDivergedError
 from .losses import vae_loss
 from .model import VAE
 
-__all__ = ["TrainConfig", "train", "evaluate", "pick_device", "check_device", "StepInfo"]
+__all__ = ["TrainConfig", "train", "evaluate", "pick_device", "check_device", "pick_precision", "StepInfo"]
 
 MAX_BAD_STEPS = 5  # non-finite losses in a row before training gives up
 EVAL_BATCH = 1000  # test-set batch; no gradients, so larger is faster
@@ -35,6 +35,7 @@ class TrainConfig:
     seed: int = 1  # shuffling, initial weights and sampling
     lr_schedule: str = "constant"  # "constant" or "cosine" (decays to 0 over the run)
     device: str = "cpu"  # "cpu", "cuda", "mps"; see pick_device for "auto"
+    precision: str = "auto"  # matrix multiplies in "fp32" or "bf16"; see pick_precision for "auto"
 
     def __post_init__(self) -> None:
         if not _whole(self.epochs, 1, 1000):
@@ -49,6 +50,26 @@ class TrainConfig:
         if self.lr_schedule not in ("constant", "cosine"):
             raise ConfigError(f"lr_schedule must be 'constant' or 'cosine', not {self.lr_schedule!r}")
         check_device(self.device)
+        if self.precision not in ("auto", *PRECISIONS):
+            raise ConfigError(f"precision must be 'auto', 'fp32' or 'bf16', not {self.precision!r}")
+
+    def resolved(self) -> TrainConfig:
+        """This config with "auto" precision replaced by what train() will use here."""
+        return replace(self, precision=pick_precision(self.precision, self.device))
+
+
+def native_bf16() -> bool:
+    """The CPU multiplies bfloat16 in hardware (AVX512-BF16 or AMX), about twice its float32 rate."""
+    cpu = torch.cpu
+    return any(getattr(cpu, name, lambda: False)() for name in ("_is_avx512_bf16_supported", "_is_amx_tile_supported"))
+
+
+def pick_precision(name: str = "auto", device: str = "cpu") -> str:
+    """ "auto" takes bfloat16 multiplies on a CPU that has them in hardware, else float32; elsewhere
+    (no native bfloat16, or a GPU, where this model is small either way) the exact float32."""
+    if name != "auto":
+        return name
+    return "bf16" if device == "cpu" and native_bf16() else "fp32"
 
 
 def _whole(value: object, low: int, high: int) -> bool:
@@ -201,7 +222,7 @@ def _stepper(model: VAE, config: TrainConfig) -> FlatStep:
     """The hand-written step (vae_core/backprop.py) with Adam; the fused kernel where the device has
     one (a whole update in one pass)."""
     fused = torch.device(config.device).type in ("cpu", "cuda")
-    return FlatStep(model, lr=config.lr, fused=fused or None)
+    return FlatStep(model, lr=config.lr, fused=fused or None, precision=config.resolved().precision)
 
 
 def _schedule(optimizer, config: TrainConfig, steps: int):
@@ -273,6 +294,12 @@ def _parser():
     p.add_argument("--batch-size", type=int, default=128)
     p.add_argument("--seed", type=int, default=1, help="0 to 2**63 - 1")
     p.add_argument("--device", default="auto", choices=("auto", *DEVICES), help="auto takes CUDA or MPS when present")
+    p.add_argument(
+        "--precision",
+        default="auto",
+        choices=("auto", *PRECISIONS),
+        help="matrix multiplies in float32 or bfloat16; auto takes bf16 on a CPU with native bfloat16",
+    )
     p.add_argument("--out", required=True, help="output path, ending in .safetensors")
     return p
 
@@ -325,7 +352,8 @@ def _train_config(parser, args) -> TrainConfig:
     """Bad training flags are usage errors, reported before the data set is loaded."""
     try:
         device = pick_device(args.device)
-        return TrainConfig(args.epochs, args.lr, args.batch_size, args.seed, args.lr_schedule, device)
+        config = TrainConfig(args.epochs, args.lr, args.batch_size, args.seed, args.lr_schedule, device, args.precision)
+        return config.resolved()
     except ConfigError as exc:
         parser.error(str(exc))  # exits 2 with the usage line
 
