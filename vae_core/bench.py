@@ -29,6 +29,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from . import appserver
+from .backprop import PRECISIONS
 from .data import Dataset, load_dataset
 from .errors import DatasetNotFoundError, LatentLabError
 from .model import VAE, VAEConfig
@@ -256,6 +257,13 @@ def _one_thread(data_dir: Path, limit: int | None) -> dict:
     return {"epoch_s": run.epoch_s, "others_cpu": run.others_cpu, "samples_per_s": (limit or 60000) / run.epoch_s[0]}
 
 
+def training_precision() -> str:
+    """The precision of the project's matrix multiplies here: TrainConfig's default, resolved."""
+    from .train import TrainConfig
+
+    return TrainConfig().resolved().precision
+
+
 def bench_training(cfg: BenchConfig, tmp: Path) -> dict:
     limit = QUICK_TRAIN if cfg.quick else None
     x_test = load_dataset("mnist", "test", cfg.data_dir).as_float()
@@ -268,10 +276,11 @@ def bench_training(cfg: BenchConfig, tmp: Path) -> dict:
     # alone would otherwise understate it (one run measured 95 GFLOP/s there, 150 is typical).
     shapes, seconds = step_matmul_shapes(VAE(VAEConfig()), CLASSIC_BATCH), 0.1 if cfg.quick else MATMUL_SECONDS
     ceiling_samples: list[float] = []
+    dtype = PRECISIONS[training_precision()]
 
     def between() -> None:
         classic_recipe.epoch()
-        ceiling_samples.append(matmul_gflops(shapes, seconds))
+        ceiling_samples.append(matmul_gflops(shapes, seconds, dtype=dtype))
 
     project = _recipe_record(train_project(cfg.data_dir, cfg.epochs, limit, between), n, x_test)
     classic = _recipe_record(classic_recipe.run, n, x_test)
@@ -280,6 +289,7 @@ def bench_training(cfg: BenchConfig, tmp: Path) -> dict:
     return {
         "n_train": n,
         "epochs": cfg.epochs,
+        "precision": training_precision(),
         "project": project,
         "classic": classic,
         "project_1_thread": one_thread,
@@ -293,27 +303,43 @@ def bench_training(cfg: BenchConfig, tmp: Path) -> dict:
 # --- matmul ceiling ---------------------------------------------------------------------------------
 
 
+def _first_linear(model: nn.Module) -> nn.Linear:
+    return next(m for m in model.modules() if isinstance(m, nn.Linear))
+
+
 def model_flops_per_image(model: nn.Module, training: bool = True) -> int:
-    """Multiply-adds (x2) of every Linear layer; training ~ 3x forward (input and weight gradients)."""
-    forward = sum(2 * m.in_features * m.out_features for m in model.modules() if isinstance(m, nn.Linear))
-    return 3 * forward if training else forward
+    """Multiply-adds (x2) of every Linear layer. Training: the forward pass, every weight gradient, and
+    every input gradient but the first layer's (nothing needs d(image); the step does not compute it)."""
+    linears = [m for m in model.modules() if isinstance(m, nn.Linear)]
+    forward = sum(2 * m.in_features * m.out_features for m in linears)
+    if not training:
+        return forward
+    first = _first_linear(model)
+    return 3 * forward - 2 * first.in_features * first.out_features
 
 
 def step_matmul_shapes(model: nn.Module, batch: int) -> list[tuple[int, int, int]]:
     """(m, k, n) of each matmul in one training step: forward, input gradient, weight gradient."""
-    shapes = []
+    shapes, first = [], _first_linear(model)
     for m in model.modules():
         if isinstance(m, nn.Linear):
             i, o = m.in_features, m.out_features
-            shapes += [(batch, i, o), (batch, o, i), (o, batch, i)]
+            shapes += [(batch, i, o), (o, batch, i)] + ([] if m is first else [(batch, o, i)])
     return shapes
 
 
-def matmul_gflops(shapes: list[tuple[int, int, int]], seconds: float, trials: int = 1) -> float:
-    """Best GFLOP/s of running these fp32 torch.mm calls in turn, each trial for at least `seconds`."""
+def matmul_gflops(
+    shapes: list[tuple[int, int, int]], seconds: float, trials: int = 1, dtype: torch.dtype = torch.float32
+) -> float:
+    """Best GFLOP/s of running these torch.mm calls in turn, each trial for at least `seconds`."""
     gen = torch.Generator().manual_seed(0)
     ops = [
-        (torch.randn(m, k, generator=gen), torch.randn(k, n, generator=gen), torch.empty(m, n)) for m, k, n in shapes
+        (
+            torch.randn(m, k, generator=gen).to(dtype),
+            torch.randn(k, n, generator=gen).to(dtype),
+            torch.empty(m, n, dtype=dtype),
+        )
+        for m, k, n in shapes
     ]
     flops = sum(2 * m * k * n for m, k, n in shapes)
     best = 0.0
@@ -330,24 +356,32 @@ def matmul_gflops(shapes: list[tuple[int, int, int]], seconds: float, trials: in
 
 
 def bench_matmul(cfg: BenchConfig, training: dict) -> dict:
+    """The ceiling is the step's matmul shapes at the rate of the precision training multiplies in
+    (bfloat16 runs about twice float32's rate on a CPU that has it); float32's rate is kept beside it."""
     _log("matmul ceiling")
     model = VAE(VAEConfig())
     seconds, trials, n = (0.1, 1, BIG_MATMUL // 4) if cfg.quick else (MATMUL_SECONDS, MATMUL_TRIALS, BIG_MATMUL)
-    step, timing = _measured(matmul_gflops, step_matmul_shapes(model, CLASSIC_BATCH), seconds, trials)
+    precision = training.get("precision", "fp32")
+    shapes = step_matmul_shapes(model, CLASSIC_BATCH)
+    step, timing = _measured(matmul_gflops, shapes, seconds, trials, PRECISIONS[precision])
     step = max([step, *training.get("step_shapes_gflops_between_epochs", [])])  # the best seen in the run
+    fp32 = step if precision == "fp32" else matmul_gflops(shapes, seconds, trials)
     big = matmul_gflops([(n, n, n)], seconds, trials)
     flops = model_flops_per_image(model)
     achieved = training["project"]["samples_per_s"] * flops / 1e9
     return {
         "flops_per_train_image": flops,
+        "precision": precision,
         "others_cpu": timing["others_cpu"],
         "step_shapes_gflops": step,
+        "step_shapes_gflops_fp32": fp32,
         "big_matmul_n": n,
         "big_matmul_gflops": big,
         "ceiling_epoch_s_step_shapes": 60000 * flops / (step * 1e9),
         "ceiling_epoch_s_big": 60000 * flops / (big * 1e9),
         "project_gflops": achieved,
         "project_fraction_of_step_ceiling": achieved / step,
+        "project_fraction_of_fp32_step_ceiling": achieved / fp32,
         "project_fraction_of_big_ceiling": achieved / big,
     }
 
@@ -604,7 +638,8 @@ def _training_rows(tr: dict) -> list[tuple[str, str]]:
         r = tr[name]
         epochs = " ".join(f"{s:.2f}" for s in r["epoch_s"])
         value = f"{r['samples_per_s']:7.0f} img/s; epochs {epochs} s; {_others(r['others_cpu'])}"
-        rows.append((f"train {name}", value))
+        label = f"train {name}" + (f" ({tr['precision']})" if name == "project" and "precision" in tr else "")
+        rows.append((label, value))
         rows.append((f"  test loss {name}", f"{r['test']['loss']:.2f} nats/image"))
     one = tr["project_1_thread"]
     rows.append(("train project 1 thread", f"{one['samples_per_s']:7.0f} img/s; 1 epoch; {_others(one['others_cpu'])}"))
@@ -614,11 +649,17 @@ def _training_rows(tr: dict) -> list[tuple[str, str]]:
 
 
 def _matmul_rows(mm: dict) -> list[tuple[str, str]]:
-    rates = f"step shapes {mm['step_shapes_gflops']:.1f}, {mm['big_matmul_n']}^3 {mm['big_matmul_gflops']:.1f}"
+    precision = mm.get("precision", "fp32")
+    rates = f"step shapes {mm['step_shapes_gflops']:.1f} in {precision}"
+    if precision != "fp32":
+        rates += f" ({mm['step_shapes_gflops_fp32']:.1f} in fp32)"
+    rates += f", {mm['big_matmul_n']}^3 fp32 {mm['big_matmul_gflops']:.1f}"
+    vs = f"{mm['project_fraction_of_step_ceiling']:.0%} ({mm['project_gflops']:.1f} GFLOP/s"
+    vs += ")" if precision == "fp32" else f"; {mm['project_fraction_of_fp32_step_ceiling']:.0%} of the fp32 rate)"
     return [
         ("matmul GFLOP/s", f"{rates}, {_others(mm['others_cpu'])}"),
-        ("epoch ceiling", f"{mm['ceiling_epoch_s_step_shapes']:.2f} s at the step-shape rate"),
-        ("project vs ceiling", f"{mm['project_fraction_of_step_ceiling']:.0%} ({mm['project_gflops']:.1f} GFLOP/s)"),
+        ("epoch ceiling", f"{mm['ceiling_epoch_s_step_shapes']:.2f} s at the {precision} step-shape rate"),
+        ("project vs ceiling", vs),
     ]
 
 
