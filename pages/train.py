@@ -56,6 +56,14 @@ with train_tab:
             data_dir = c1.text_input(
                 "IDX folder (optional)", key="train_dir", help="A folder with the four IDX files; needed for 'idx'."
             )
+        precision = c1.selectbox(
+            "Matrix multiplies",
+            training.PRECISION_CHOICES,
+            format_func=training.precision_label,
+            key="train_precision",
+            help="bfloat16 multiplies run about twice as fast on a CPU that has them in hardware; "
+            "the weights, Adam and the loss stay float32, and the test loss ends the same.",
+        )
         latent_dim = c2.number_input("Latent dimension Z", 1, 64, 2, key="train_z")
         hidden = c2.number_input("Hidden size", 16, 1024, 256, 16, key="train_hidden")
         beta = c2.number_input(
@@ -74,7 +82,7 @@ with train_tab:
         start = st.form_submit_button("Train", type="primary")
     if start:
         st.button("Stop (keeps the epochs done so far)", key="stop")
-        cfg = TrainConfig(epochs=int(epochs), lr=float(lr), batch_size=int(batch))
+        cfg = TrainConfig(epochs=int(epochs), lr=float(lr), batch_size=int(batch), precision=precision).resolved()
         model_cfg = {"hidden_sizes": (int(hidden),), "latent_dim": int(latent_dim), "beta": float(beta)}
         training.run(dataset, data_dir.strip(), model_cfg, cfg)
         if state.PENDING_MODEL in st.session_state:

@@ -11,7 +11,7 @@ import torch
 from streamlit.testing.v1 import AppTest
 
 from ui.state import ModelEntry
-from vae_core import VAE, VAEConfig, checkpoint_bytes
+from vae_core import VAE, VAEConfig, checkpoint_bytes, load_checkpoint
 from vae_core.precompute import fingerprint
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -110,7 +110,6 @@ def test_a_checkpoint_the_pages_cannot_show_is_refused(data: bytes, why: str) ->
 
 def test_an_idx_checkpoint_of_any_image_size_is_accepted() -> None:
     from ui.state import check_upload
-    from vae_core import load_checkpoint
 
     check_upload(*load_checkpoint(tiny_checkpoint((20, 12), dataset="idx", class_names=list("abcdefghij"))))
 
@@ -120,6 +119,8 @@ def test_training_on_digits_makes_a_new_current_model() -> None:
     at.number_input(key="train_epochs").set_value(2)
     at.number_input(key="train_hidden").set_value(32)
     at.selectbox(key="train_dataset").set_value("digits")
+    assert at.selectbox(key="train_precision").value == "auto"
+    at.selectbox(key="train_precision").set_value("fp32")  # not the default here, so the choice must flow
     at.button[0].click()  # the form's Train button
     at.run()
     assert not at.exception, [e.value for e in at.exception]
@@ -128,6 +129,19 @@ def test_training_on_digits_makes_a_new_current_model() -> None:
     assert at.metric[0].value == "digits"
     entry = at.session_state["user_models"][at.selectbox(key="model").value]
     assert len(entry.meta["history"]) == 2
+    assert entry.meta["train_config"]["precision"] == "fp32" and entry.meta["train_config"]["epochs"] == 2
+    _, saved = load_checkpoint(checkpoint_bytes(entry.model, entry.meta))  # the download keeps the record
+    assert saved["train_config"] == entry.meta["train_config"]
+
+
+def test_the_precision_choice_says_what_auto_means_here() -> None:
+    from ui.training import precision_label
+    from vae_core.train import pick_precision
+
+    at = open_page("pages/train.py")
+    assert at.selectbox(key="train_precision").options[0] == precision_label("auto")
+    expected = {"fp32": "float32", "bf16": "bfloat16"}[pick_precision("auto", "cpu")]
+    assert precision_label("auto") == f"auto ({expected} on this machine)"
 
 
 def test_a_data_set_that_cannot_be_had_offline_says_so(tmp_path, monkeypatch) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import threading
 import time
+from dataclasses import asdict
 
 import streamlit as st
 import torch
@@ -12,7 +13,7 @@ from streamlit.runtime.scriptrunner_utils.exceptions import ScriptControlExcepti
 
 from vae_core import DATASET_NAMES, VAE, Dataset, LatentLabError, TrainConfig, VAEConfig, load_dataset, train
 from vae_core.charts import loss_chart
-from vae_core.train import StepInfo
+from vae_core.train import StepInfo, pick_precision
 
 from . import state
 
@@ -26,6 +27,16 @@ _RUNS = threading.Semaphore(1)
 def public_demo() -> bool:
     """On a public link, visitors must not read server folders or make the server write to paths they choose."""
     return os.environ.get(PUBLIC_ENV, "").strip().lower() in ("1", "true", "yes")
+
+
+PRECISION_CHOICES = ("auto", "fp32", "bf16")
+_PRECISION_NAMES = {"fp32": "float32", "bf16": "bfloat16"}
+
+
+def precision_label(choice: str) -> str:
+    if choice == "auto":
+        return f"auto ({_PRECISION_NAMES[pick_precision('auto', 'cpu')]} on this machine)"
+    return _PRECISION_NAMES[choice]
 
 
 def dataset_choices() -> list[str]:
@@ -56,7 +67,12 @@ def _run(dataset: str, data_dir: str | None, model_cfg: dict, train_cfg: TrainCo
         return
     bar, status, chart = st.progress(0.0), st.empty(), st.empty()
     history: list[dict] = []
-    meta = {"dataset": dataset, "class_names": train_set.class_names, "history": history}
+    meta = {
+        "dataset": dataset,
+        "class_names": train_set.class_names,
+        "history": history,
+        "train_config": asdict(train_cfg),
+    }
     own_test = test_set if (data_dir or dataset == "idx") else None  # not loadable by name alone
     last_epoch: dict[str, torch.Tensor] = {}
 
