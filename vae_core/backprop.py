@@ -38,11 +38,19 @@ def _linears(module: nn.Module) -> list[nn.Linear]:
     return [m for m in module.modules() if isinstance(m, nn.Linear)]
 
 
-def softplus_sum(logits: torch.Tensor) -> torch.Tensor:
-    """sum(log(1 + e^l)) as relu(l) + log(1 + e^-|l|): exp and log are vectorised on the CPU,
-    torch's softplus and log1p are not (about 4x slower on a 128 x 784 batch)."""
-    tail = logits.abs().neg_().exp_().add_(1).log_()
-    return logits.relu().sum() + tail.sum()
+def softplus_sum(logits: torch.Tensor, probs: torch.Tensor | None = None) -> torch.Tensor:
+    """sum(log(1 + e^l)) = sum(relu(l)) + sum(log(1 + e^-|l|)), both without softplus or log1p, which
+    are not vectorised on the CPU (about 4x slower on a 128 x 784 batch):
+    - relu(l) = (l + |l|) / 2, so its sum is (sum(l) + sum(|l|)) / 2;
+    - log(1 + e^-|l|) = -log(sigmoid(|l|)), and sigmoid(|l|) = max(p, 1 - p) = |p - 1/2| + 1/2 with
+      p = sigmoid(l), the probabilities the gradient needs anyway (pass them as `probs`);
+    - those numbers lie in [1/2, 1], so a product of 64 of them is at least 2^-64 (no underflow), and
+      the log of each product costs one log per 64 pixels instead of one per pixel."""
+    p = logits.sigmoid() if probs is None else probs
+    near = (p - 0.5).abs_().add_(0.5).reshape(-1)
+    whole = near.numel() // 64 * 64
+    log_products = near[:whole].view(-1, 64).prod(1).log_().sum() + near[whole:].prod().log()
+    return 0.5 * (logits.sum() + logits.abs().sum()) - log_products
 
 
 def _relu_backward(grad: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
@@ -120,7 +128,7 @@ class FlatStep:
         """x: (B, D) in [0, 1]. One forward, one backward, one Adam update."""
         terms = self.forward_backward(x)
         # A sum is finite only if every gradient is (an overflow to inf would mean divergence anyway).
-        if not bool(torch.isfinite(terms.total + self.grad.sum())):
+        if not bool(torch.isfinite(terms.total + self.mm_grad.sum())):  # bf16 has float32's range
             return None
         self.optimizer.step()
         return torch.stack([terms.reconstruction, terms.kl, terms.total])
@@ -144,8 +152,10 @@ class FlatStep:
             z = mu
         dec_in, logits = self._decode(z.to(self.dtype))
         logits = logits.float()
-        terms = self._loss(x, logits, mu, logvar) if self.vae else self._loss(x, logits)
-        dz = self._decoder_backward(logits.sigmoid().sub_(x).to(self.dtype), dec_in).float()
+        probs = logits.sigmoid()
+        terms = self._loss(x, logits, probs, mu, logvar) if self.vae else self._loss(x, logits, probs)
+        dlogits = torch.sub(probs, x, out=torch.empty_like(probs, dtype=self.dtype))  # d/dl = sigmoid(l) - x
+        dz = self._decoder_backward(dlogits, dec_in).float()
         if self.vae:
             dhead = self._head_grad(dz, mu, raw, logvar, std, eps)
         else:
@@ -171,8 +181,8 @@ class FlatStep:
                 h = h.relu_()
         return inputs, h
 
-    def _loss(self, x, logits, mu=None, logvar=None) -> LossTerms:
-        recon = softplus_sum(logits) - torch.dot(x.reshape(-1), logits.reshape(-1))
+    def _loss(self, x, logits, probs, mu=None, logvar=None) -> LossTerms:
+        recon = softplus_sum(logits, probs) - torch.dot(x.reshape(-1), logits.reshape(-1))
         if mu is None:
             return LossTerms(recon, torch.zeros((), device=x.device), recon)
         kl = kl_divergence(mu, logvar).sum()
