@@ -9,6 +9,7 @@ import torch.nn.functional as F
 
 from vae_core import VAE, VAEConfig, vae_loss
 from vae_core.backprop import FlatStep, softplus_sum
+from vae_core.train import CosineSchedule
 
 CONFIGS = {
     "classic": VAEConfig(image_shape=(8, 8), hidden_sizes=(32,), latent_dim=4),
@@ -190,3 +191,24 @@ def test_bf16_steps_update_the_float32_weights():
 def test_an_unknown_precision_is_refused():
     with pytest.raises(ValueError, match="precision"):
         FlatStep(VAE(CONFIGS["classic"]), lr=1e-3, precision="fp16")
+
+
+def test_the_direct_fused_adam_update_is_torch_optims_fused_adam_schedule_included():
+    """update() calls the fused kernel itself; torch.optim.Adam(fused=True).step() must give the same
+    bits, step after step, with a learning-rate schedule changing the lr in between."""
+    config = CONFIGS["two layers, beta 4"]
+    a_model, b_model = twins(config)
+    direct, reference = FlatStep(a_model, lr=1e-2, fused=True), FlatStep(b_model, lr=1e-2, fused=True)
+    assert direct._direct
+    reference._direct = False  # the optimiser's own step()
+    schedules = [CosineSchedule(s.optimizer, 6) for s in (direct, reference)]
+    start = direct.flat.clone()
+    for i in range(6):
+        for s in (direct, reference):
+            torch.manual_seed(i)
+            assert s.step(batch(config, seed=i).flatten(1)) is not None
+        for schedule in schedules:
+            schedule.step()
+        assert torch.equal(direct.flat, reference.flat), i
+    assert not torch.equal(direct.flat, start)
+    assert direct.optimizer.param_groups[0]["lr"] < 1e-3  # the schedule did turn the lr down

@@ -8,6 +8,7 @@ import json
 import math
 import subprocess
 import sys
+import warnings
 from pathlib import Path
 
 import pytest
@@ -175,8 +176,25 @@ def test_callbacks_report_progress(digits_train, digits_test, small_model):
 
 
 def test_without_a_test_set_the_history_has_train_terms_only(digits_train, small_model):
-    history = train(small_model, digits_train, None, TrainConfig(epochs=1, lr_schedule="cosine"))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # e.g. torch's "lr_scheduler.step() before optimizer.step()"
+        history = train(small_model, digits_train, None, TrainConfig(epochs=1, lr_schedule="cosine"))
     assert set(history[0]) == {"epoch", "train_recon", "train_kl", "train_loss", "seconds"}
+
+
+def test_the_cosine_schedule_is_torchs_cosine_annealing():
+    ours = torch.optim.Adam([torch.zeros(1, requires_grad=True)], lr=3e-3)
+    theirs = torch.optim.Adam([torch.zeros(1, requires_grad=True)], lr=3e-3)
+    schedule = TRAIN_MODULE.CosineSchedule(ours, 10)
+    reference = torch.optim.lr_scheduler.CosineAnnealingLR(theirs, T_max=10)
+    lrs = []
+    for _ in range(10):
+        theirs.step()
+        schedule.step()
+        reference.step()
+        assert ours.param_groups[0]["lr"] == pytest.approx(theirs.param_groups[0]["lr"], rel=1e-9, abs=1e-15)
+        lrs.append(ours.param_groups[0]["lr"])
+    assert lrs == sorted(lrs, reverse=True) and lrs[4] == pytest.approx(1.5e-3) and lrs[-1] == pytest.approx(0.0)
 
 
 def test_same_seed_same_weights(digits_train):

@@ -225,9 +225,24 @@ def _stepper(model: VAE, config: TrainConfig) -> FlatStep:
     return FlatStep(model, lr=config.lr, fused=fused or None, precision=config.resolved().precision)
 
 
+class CosineSchedule:
+    """The learning rate from its start down to 0 over `total` steps, by the closed form of torch's
+    CosineAnnealingLR, written on the optimiser's group, where FlatStep reads it each step. (torch's
+    scheduler warns when the optimiser's own step() is never called, and FlatStep calls Adam's fused
+    kernel directly.)"""
+
+    def __init__(self, optimizer: torch.optim.Optimizer, total: int) -> None:
+        self.group, self.total, self.done = optimizer.param_groups[0], total, 0
+        self.base = self.group["lr"]
+
+    def step(self) -> None:
+        self.done += 1
+        self.group["lr"] = self.base * 0.5 * (1 + math.cos(math.pi * min(self.done, self.total) / self.total))
+
+
 def _schedule(optimizer, config: TrainConfig, steps: int):
     if config.lr_schedule == "cosine":
-        return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=config.epochs * steps)
+        return CosineSchedule(optimizer, config.epochs * steps)
     return None
 
 
