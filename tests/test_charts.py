@@ -117,3 +117,9 @@ def test_switch_spec_is_valid_vega_lite() -> None:
     spec["layer"][0]["mark"]["type"] = "dot"
     with pytest.raises(Exception, match="dot"):
         alt.LayerChart.from_dict(spec)
+
+
+def test_the_hand_written_specs_name_altairs_vega_lite_schema() -> None:
+    from vae_core.charts import VEGA_LITE_SCHEMA
+
+    assert VEGA_LITE_SCHEMA == alt.SCHEMA_URL

@@ -50,7 +50,8 @@ def test_lifespan_imports_torch_in_the_background_and_wait_returns_after():
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
     entered, has_torch, has_altair, busy, still_busy = out.stdout.split()
     assert float(entered) < 0.5, "the lifespan must not block the server's start"
-    assert has_torch == "True" and has_altair == "True"
+    assert has_torch == "True"
+    assert has_altair == "False", "no module of the first page imports Altair at import time (vae_core/charts.py)"
     assert (busy, still_busy) == ("True", "False"), "pending() is what app.py shows the renderer warm-up by"
 
 

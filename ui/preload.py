@@ -1,8 +1,8 @@
 """Get the server ready for its first visitor as soon as it starts, not when the visitor arrives.
 
 `streamlit run app.py` finds the `st.App` in app.py and starts it with this module's `lifespan`, which
-imports, in a background thread, what every page needs (torch, altair, pandas and the project's own
-modules: about 3.5 s of CPU on two cores; not torchvision, which only downloads: vae_core/data.py)
+imports, in a background thread, what every page needs (torch, pandas and the project's own
+modules: about 3 s of CPU on two cores; not torchvision, which only downloads: vae_core/data.py)
 while the visitor's browser is still loading Streamlit's front end. Script runs call `wait()` first,
 so a page never imports those packages at the same time as this thread (two threads importing the
 same packages can deadlock on Python's per-module import locks). This module imports only the standard
@@ -23,12 +23,12 @@ from collections.abc import AsyncIterator
 
 __all__ = ["FIRST_PAGE_MODULES", "lifespan", "start", "pending", "wait", "trim_memory"]
 
-# What the pages import at module level, heaviest first. Optional ones (the projection libraries)
-# are left to ui/warmup.py, which runs after the first page is drawn.
+# What the pages import at module level, heaviest first. Optional ones (the projection libraries,
+# and Altair: the latent page's first scatter is a hand-written spec, vae_core/charts.py) are left to
+# ui/warmup.py, which imports them after the first page is drawn.
 FIRST_PAGE_MODULES = (
     "torch",
     "pandas",
-    "altair",
     "PIL.Image",
     "vae_core",
     "vae_core.charts",

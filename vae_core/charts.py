@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import functools
 import json
+from typing import TYPE_CHECKING
 
-import altair as alt
 import numpy as np
 import pandas as pd
+
+if TYPE_CHECKING:
+    import altair as alt
 
 __all__ = [
     "latent_scatter",
@@ -27,6 +30,16 @@ __all__ = [
 
 POINT_SIZE = 18  # marker area in px^2: small enough for a few thousand points
 PALETTE = "tableau10"  # ten distinguishable class colours
+VEGA_LITE_SCHEMA = "https://vega.github.io/schema/vega-lite/v6.4.1.json"  # altair.SCHEMA_URL (a test checks)
+
+
+def _altair():
+    """Altair, imported on first use rather than with this module: the latent page's first scatter is a
+    hand-written spec, so a server's first visit does not wait for Altair's import (0.2 to 0.3 s of a
+    cold start; ui/preload.py)."""
+    import altair
+
+    return altair
 
 
 # Vega draws SVG by default below 2,000 data points in Streamlit: one DOM node per point, noticeably
@@ -49,6 +62,7 @@ def stable_spec(chart: alt.TopLevelMixin) -> dict:
     Names by position keep the spec text equal as long as the encodings are, which is why the
     scatter's axis titles are not in the chart (README, "How fast", has the measured switch times).
     """
+    alt = _altair()
     datasets: dict[str, pd.DataFrame] = {}
 
     def named(part):
@@ -104,6 +118,7 @@ def latent_scatter(
     The axes carry no titles: they differ between projections, and a chart whose spec stays the same
     is redrawn in place (see stable_spec); the page says what the axes are.
     """
+    alt = _altair()
     tooltip = (
         ["class:N", "index:Q"] + (["sigma:Q"] if "sigma" in frame else []) + (["image:N"] if "image" in frame else [])
     )
@@ -243,7 +258,7 @@ def _switch_template(columns: tuple[str, ...], class_names: tuple[str, ...], met
         "views": ["points"],
     }
     spec = {
-        "$schema": alt.SCHEMA_URL,
+        "$schema": VEGA_LITE_SCHEMA,
         "data": {"name": "data-0"},
         "height": height,
         "title": {"text": {"expr": title}, "anchor": "start", "fontSize": 12, "fontWeight": "normal"},
@@ -255,6 +270,7 @@ def _switch_template(columns: tuple[str, ...], class_names: tuple[str, ...], met
 
 
 def _scale(domain: tuple[float, float] | None) -> alt.Scale:
+    alt = _altair()
     return alt.Scale(zero=False) if domain is None else alt.Scale(domain=list(domain), nice=False)
 
 
@@ -262,6 +278,7 @@ def ellipse_layer(
     outlines: np.ndarray, classes: list[str], class_names: list[str], vertices: int, color: str | None = None
 ) -> alt.Chart:
     """1-sigma outlines, one closed line per point, in the point's class colour (or one `color`)."""
+    alt = _altair()
     n = len(outlines) // vertices
     frame = pd.DataFrame({
         "x": outlines[:, 0], "y": outlines[:, 1],
@@ -282,6 +299,7 @@ def ellipse_layer(
 
 def prior_layer(coords: np.ndarray, images: list[str]) -> alt.Chart:
     """Random z ~ N(0, I) as black crosses; the decoded image on hover."""
+    alt = _altair()
     frame = pd.DataFrame({"x": coords[:, 0], "y": coords[:, 1], "sample": np.arange(len(coords)), "image": images})
     return (
         alt.Chart(frame)
@@ -292,6 +310,7 @@ def prior_layer(coords: np.ndarray, images: list[str]) -> alt.Chart:
 
 def image_layer(coords: np.ndarray, images: list[str], size_px: int) -> alt.Chart:
     """Images drawn at data coordinates (the decoded manifold under the scatter)."""
+    alt = _altair()
     frame = pd.DataFrame({"x": coords[:, 0], "y": coords[:, 1], "url": images})
     return (
         alt.Chart(frame).mark_image(width=size_px, height=size_px, opacity=0.55).encode(x="x:Q", y="y:Q", url="url:N")
@@ -300,6 +319,7 @@ def image_layer(coords: np.ndarray, images: list[str], size_px: int) -> alt.Char
 
 def step_chart(frame: pd.DataFrame, value: str, title: str, height: int = 180) -> alt.Chart:
     """A small line chart over interpolation steps, one line per path (linear, slerp)."""
+    alt = _altair()
     return (
         alt.Chart(frame, height=height)
         .mark_line(point=True)
@@ -314,6 +334,7 @@ def step_chart(frame: pd.DataFrame, value: str, title: str, height: int = 180) -
 
 def path_layer(coords: np.ndarray, images: list[str] | None = None) -> alt.LayerChart:
     """An interpolation path: a black line through numbered steps, decoded image on hover."""
+    alt = _altair()
     frame = pd.DataFrame({"x": coords[:, 0], "y": coords[:, 1], "step": np.arange(len(coords))})
     if images is not None:
         frame["image"] = images
@@ -325,6 +346,7 @@ def path_layer(coords: np.ndarray, images: list[str] | None = None) -> alt.Layer
 
 def loss_chart(history: list[dict], height: int = 260) -> alt.Chart:
     """Reconstruction, KL and total loss per epoch, train (solid) and test (dashed)."""
+    alt = _altair()
     rows = []
     for record in history:
         for split in ("train", "test"):
