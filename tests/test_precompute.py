@@ -83,3 +83,94 @@ def test_a_bundled_models_pca_is_the_shipped_one_and_its_map_places_points_exact
     )
     assert proj.placement == "exact"
     np.testing.assert_allclose(proj.transform(mu[:7]), full.embedding[:7], atol=1e-4)
+
+
+# --- shipped hover images ---------------------------------------------------------------------------
+
+
+def png_pixels(png: bytes) -> np.ndarray:
+    import io
+
+    from PIL import Image
+
+    return np.asarray(Image.open(io.BytesIO(png)).convert("L"), dtype=np.int16)
+
+
+@pytest.mark.parametrize("model_id", PROJECTED)
+def test_shipped_hover_images_are_the_models_digit_and_reconstruction(model_id: str) -> None:
+    """The first page shows these instead of decoding and encoding 2,000 images: they must be what it
+    would draw (pixels within one grey level: another CPU may round a reconstruction differently)."""
+    from vae_core.latents import subset_indices, tooltip_pngs
+    from vae_core.precompute import TOOLTIP_POINTS, load_sidecar, shipped_pngs
+
+    path = bundled_model_paths()[model_id]
+    model, meta = load_checkpoint(path)
+    tensors, _ = load_sidecar(path, model)
+    shipped = shipped_pngs(tensors)
+    assert shipped is not None, f"run: python -m vae_core.precompute --thumbnails-only {path}"
+    test = load_dataset(meta["dataset"], "test")
+    idx = subset_indices(len(test), TOOLTIP_POINTS)
+    mu, _ = encode_dataset(model, test.as_float()[idx])
+    fresh = tooltip_pngs(model, test.images[idx], mu)
+    assert len(shipped) == len(fresh) == min(TOOLTIP_POINTS, len(test))
+    for a, b in zip(shipped, fresh, strict=True):
+        diff = np.abs(png_pixels(a) - png_pixels(b))
+        assert diff.shape == (test.image_shape[0], 2 * test.image_shape[1] + 2) and diff.max() <= 1
+
+
+def test_the_shipped_subset_is_the_latent_pages_default() -> None:
+    from ui.views import DEFAULT_POINTS
+    from vae_core.precompute import TOOLTIP_POINTS
+
+    assert TOOLTIP_POINTS == DEFAULT_POINTS
+
+
+def test_png_files_survive_packing_into_arrays() -> None:
+    from vae_core.precompute import pack_pngs, shipped_pngs
+
+    pngs = [b"\x89PNG one", b"", b"three bytes and more"]
+    assert shipped_pngs(pack_pngs(pngs)) == pngs
+    assert shipped_pngs({"mu": np.zeros(2)}) is None
+
+
+def test_a_bundled_model_serves_its_shipped_hover_images_and_computes_other_subsets(monkeypatch) -> None:
+    from ui import cache, state
+
+    calls = []
+    real = cache.tooltip_pngs
+
+    def counting(*args):
+        calls.append(len(args[1]))
+        return real(*args)
+
+    monkeypatch.setattr(cache, "tooltip_pngs", counting)
+    entry = state.get_entry("mnist-vae-z2")
+    shipped = cache.thumbnails.__wrapped__(entry.fingerprint, entry, 2000)
+    assert calls == [] and len(shipped) == 2000 and shipped[0].startswith("data:image/png;base64,")
+    other = cache.thumbnails.__wrapped__(entry.fingerprint, entry, 500)
+    assert calls == [500] and len(other) == 500
+    assert set(other) <= set(shipped)  # the 500 are among the 2,000: the same subset, the same images
+
+
+def test_thumbnails_only_adds_hover_images_without_refitting(tmp_path) -> None:
+    import shutil
+
+    from safetensors import safe_open
+    from safetensors.torch import load_file, save_file
+
+    from vae_core.precompute import main, shipped_pngs
+
+    source = bundled_model_paths()["digits-vae-z2"]
+    (tmp_path / "projections").mkdir()
+    target = tmp_path / source.name
+    shutil.copy(source, target)
+    with safe_open(str(sidecar_path(source)), "pt") as f:
+        header = f.metadata()
+    before = {k: v for k, v in load_file(str(sidecar_path(source))).items() if not k.startswith("thumbs")}
+    save_file(before, str(sidecar_path(target)), header)  # a sidecar from before hover images shipped
+    assert main(["--thumbnails-only", str(target)]) == 0
+    after = load_file(str(sidecar_path(target)))
+    assert all(torch.equal(after[k], v) for k, v in before.items())
+    assert shipped_pngs({k: v.numpy() for k, v in after.items()}) == shipped_pngs(
+        {k: v.numpy() for k, v in load_file(str(sidecar_path(source))).items()}
+    )

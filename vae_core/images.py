@@ -11,7 +11,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-__all__ = ["tile", "to_pil_grid", "to_png_bytes", "to_gif_bytes", "thumbnail_urls", "upscale"]
+__all__ = ["tile", "to_pil_grid", "to_png_bytes", "to_gif_bytes", "thumbnail_urls", "gray_pngs", "data_urls", "upscale"]
 
 GRID_PADDING = 2  # pixels between tiles
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
@@ -51,6 +51,11 @@ def to_png_bytes(image: Image.Image) -> bytes:
 
 def thumbnail_urls(images: torch.Tensor, invert: bool = True) -> list[str]:
     """(N, H, W) uint8 or (N, 1, H, W) float in [0, 1] -> PNG data URLs (dark ink on white by default)."""
+    return data_urls(gray_pngs(images, invert))
+
+
+def gray_pngs(images: torch.Tensor, invert: bool = True) -> list[bytes]:
+    """(N, H, W) uint8 or (N, 1, H, W) float in [0, 1] -> one grayscale PNG file each."""
     if images.dtype != torch.uint8:
         images = (images.detach().cpu().float().clamp(0, 1) * 255).round().to(torch.uint8)
     arrays = images.reshape(len(images), *images.shape[-2:]).numpy()
@@ -58,7 +63,11 @@ def thumbnail_urls(images: torch.Tensor, invert: bool = True) -> list[str]:
         arrays = 255 - arrays
     # Each PNG row starts with its filter byte (0: none); one padded array holds every image's rows.
     rows = np.pad(arrays, ((0, 0), (0, 0), (1, 0)))
-    return ["data:image/png;base64," + base64.b64encode(_gray_png(r, arrays.shape[2])).decode("ascii") for r in rows]
+    return [_gray_png(r, arrays.shape[2]) for r in rows]
+
+
+def data_urls(pngs: list[bytes]) -> list[str]:
+    return ["data:image/png;base64," + base64.b64encode(png).decode("ascii") for png in pngs]
 
 
 def _gray_png(rows: np.ndarray, width: int) -> bytes:

@@ -2,16 +2,44 @@
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 
 from .data import Dataset
 from .errors import ConfigError
 from .model import VAE
 
-__all__ = ["encode_dataset", "sample_prior", "decode", "interpolate", "latent_grid", "INTERPOLATION_MODES"]
+__all__ = [
+    "encode_dataset",
+    "sample_prior",
+    "decode",
+    "interpolate",
+    "latent_grid",
+    "subset_indices",
+    "tooltip_pngs",
+    "INTERPOLATION_MODES",
+]
 
 INTERPOLATION_MODES = ("linear", "slerp")
 BATCH = 2000  # images per forward pass when encoding or decoding many
+SUBSET_SEED = 0  # the same test points for every projection and page
+
+
+def subset_indices(n_total: int, n: int) -> np.ndarray:
+    """A fixed, seeded choice of n test indices (sorted), the same whatever the model or projection."""
+    order = np.random.default_rng(SUBSET_SEED).permutation(n_total)
+    return np.sort(order[: min(n, n_total)])
+
+
+def tooltip_pngs(model: VAE, images: torch.Tensor, mu: torch.Tensor) -> list[bytes]:
+    """The scatter's hover images: each digit (N, H, W) uint8 beside its reconstruction from its mean mu
+    (N, Z), dark ink on white, as PNG files."""
+    from .images import gray_pngs
+
+    recon = decode(model, mu)[:, 0]
+    original = images.float() / 255.0
+    gap = torch.ones(len(images), original.shape[1], 2)  # a white bar between the two (after inversion)
+    return gray_pngs(torch.cat([original, 1 - gap, recon], dim=2), invert=True)
 
 
 @torch.no_grad()

@@ -3,8 +3,10 @@
 `python -m vae_core.precompute models/mnist-vae-z2.safetensors` writes
 models/projections/mnist-vae-z2.safetensors: one (N, 2) tensor per method, the test split's encoder
 outputs mu and logvar (N, Z) (so the app's first page need not run the encoder over 10,000 images),
-and in the header the model's fingerprint and each method's parameters, so the app can tell they
-still belong together.
+the hover images of the latent page's default subset of test digits as PNG files (digit beside
+reconstruction: 0.3 to 0.5 s of a cold first page otherwise), and in the header the model's
+fingerprint and each method's parameters, so the app can tell they still belong together.
+`--thumbnails-only` adds or renews the hover images of existing sidecars without refitting.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from .data import load_dataset
-from .latents import encode_dataset
+from .latents import encode_dataset, subset_indices, tooltip_pngs
 from .model import VAE
 from .projection import fit_projection
 
@@ -32,10 +34,13 @@ __all__ = [
     "load_precomputed",
     "load_latents",
     "load_sidecar",
+    "shipped_pngs",
+    "TOOLTIP_POINTS",
     "main",
 ]
 
 PRECOMPUTED_METHODS = {"pca": {}, "tsne": {"perplexity": 30}, "umap": {"n_neighbors": 15, "min_dist": 0.1}}
+TOOLTIP_POINTS = 2000  # the latent page's default number of points (ui/views.py; a test checks)
 
 
 def fingerprint(model: VAE) -> str:
@@ -93,6 +98,22 @@ def load_sidecar(checkpoint: str | Path, model: VAE) -> tuple[dict[str, np.ndarr
     return {k: v.numpy() for k, v in tensors.items()}, json.loads(header.get("params", "{}"))
 
 
+def pack_pngs(pngs: list[bytes]) -> dict[str, np.ndarray]:
+    """PNG files as two arrays a safetensors file can hold: all bytes in a row, and where each ends."""
+    return {
+        "thumbs_png": np.frombuffer(b"".join(pngs), dtype=np.uint8).copy(),
+        "thumbs_end": np.cumsum([len(p) for p in pngs], dtype=np.int64),
+    }
+
+
+def shipped_pngs(tensors: dict[str, np.ndarray]) -> list[bytes] | None:
+    """The hover images a sidecar ships (for the first TOOLTIP_POINTS subset), or None."""
+    if "thumbs_png" not in tensors or "thumbs_end" not in tensors:
+        return None
+    data, ends = tensors["thumbs_png"].tobytes(), tensors["thumbs_end"].tolist()
+    return [data[a:b] for a, b in zip([0, *ends[:-1]], ends, strict=True)]
+
+
 def main(argv: list[str] | None = None) -> int:
     import argparse
 
@@ -100,20 +121,31 @@ def main(argv: list[str] | None = None) -> int:
 
     parser = argparse.ArgumentParser(prog="python -m vae_core.precompute", description=__doc__.split("\n")[0])
     parser.add_argument("checkpoints", nargs="+", help="bundled .safetensors models")
+    parser.add_argument(
+        "--thumbnails-only", action="store_true", help="add the hover images to existing sidecars, refit nothing"
+    )
     args = parser.parse_args(argv)
     for checkpoint in args.checkpoints:
         model, meta = load_checkpoint(checkpoint)
         if model.config.latent_dim < 2:
             print(f"{checkpoint}: Z < 2, nothing to project", file=sys.stderr)
             continue
-        mu, logvar = encode_dataset(model, load_dataset(meta.get("dataset", "mnist"), "test"))
-        coords, used = compute(model, mu.numpy(), log=lambda m, c=checkpoint: print(f"{c} {m}", file=sys.stderr))
-        coords.update(mu=mu.numpy(), logvar=logvar.numpy())
+        test = load_dataset(meta.get("dataset", "mnist"), "test")
+        if args.thumbnails_only:
+            coords, used = load_sidecar(checkpoint, model)
+            if "mu" not in coords:
+                parser.error(f"{checkpoint} has no sidecar that matches it; run without --thumbnails-only")
+        else:
+            mu, logvar = encode_dataset(model, test)
+            coords, used = compute(model, mu.numpy(), log=lambda m, c=checkpoint: print(f"{c} {m}", file=sys.stderr))
+            coords.update(mu=mu.numpy(), logvar=logvar.numpy())
+        idx = subset_indices(len(test), TOOLTIP_POINTS)
+        coords.update(pack_pngs(tooltip_pngs(model, test.images[idx], torch.from_numpy(coords["mu"][idx]))))
         out = sidecar_path(checkpoint)
         out.parent.mkdir(parents=True, exist_ok=True)
         header = {"fingerprint": fingerprint(model), "params": json.dumps(used)}
         save_file({k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in coords.items()}, str(out), header)
-        print(json.dumps({"out": str(out), "points": int(len(mu)), "params": used}))
+        print(json.dumps({"out": str(out), "points": int(len(coords["mu"])), "params": used}))
     return 0
 
 
