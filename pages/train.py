@@ -58,11 +58,11 @@ with train_tab:
             )
         precision = c1.selectbox(
             "Matrix multiplies",
-            training.PRECISION_CHOICES,
+            training.precision_choices(),
             format_func=training.precision_label,
             key="train_precision",
-            help="bfloat16 multiplies run about twice as fast on a CPU that has them in hardware; "
-            "the weights, Adam and the loss stay float32, and the test loss ends the same.",
+            help="bfloat16 layers run about twice as fast on a CPU that has them in hardware (only "
+            "then offered); the weights, Adam and the loss stay float32, and the test loss ends the same.",
         )
         latent_dim = c2.number_input("Latent dimension Z", 1, 64, 2, key="train_z")
         hidden = c2.number_input("Hidden size", 16, 1024, 256, 16, key="train_hidden")

@@ -188,9 +188,20 @@ def test_bf16_steps_update_the_float32_weights():
     assert model.to_mu.weight.untyped_storage().data_ptr() == step.flat.untyped_storage().data_ptr()
 
 
-def test_an_unknown_precision_is_refused():
+def test_an_unknown_precision_is_refused_and_the_model_is_left_as_it_was():
+    model = VAE(CONFIGS["classic"])
     with pytest.raises(ValueError, match="precision"):
-        FlatStep(VAE(CONFIGS["classic"]), lr=1e-3, precision="fp16")
+        FlatStep(model, lr=1e-3, precision="fp16")
+    storages = {p.untyped_storage().data_ptr() for p in model.parameters()}
+    assert len(storages) == len(list(model.parameters()))  # not moved into a shared buffer
+
+
+def test_softplus_sum_from_the_gradients_probabilities_is_accurate_per_image():
+    """With `probs` given (as the step does), 1 - p is rounded in float32: within 1e-3 nats per image."""
+    gen = torch.Generator().manual_seed(0)
+    logits = torch.randn(128, 784, generator=gen) * 6 - 2  # like a trained decoder's: mostly background
+    want = F.softplus(logits.double(), threshold=1000).sum().item()
+    assert abs(softplus_sum(logits, logits.sigmoid()).item() - want) / 128 < 1e-3
 
 
 def test_the_direct_fused_adam_update_is_torch_optims_fused_adam_schedule_included():
@@ -210,5 +221,6 @@ def test_the_direct_fused_adam_update_is_torch_optims_fused_adam_schedule_includ
         for schedule in schedules:
             schedule.step()
         assert torch.equal(direct.flat, reference.flat), i
+    assert direct.optimizer.state[direct.flat]["step"].item() == 6  # Adam's own state, where Adam keeps it
     assert not torch.equal(direct.flat, start)
     assert direct.optimizer.param_groups[0]["lr"] < 1e-3  # the schedule did turn the lr down

@@ -134,14 +134,16 @@ def test_training_on_digits_makes_a_new_current_model() -> None:
     assert saved["train_config"] == entry.meta["train_config"]
 
 
-def test_the_precision_choice_says_what_auto_means_here() -> None:
-    from ui.training import precision_label
-    from vae_core.train import pick_precision
+@pytest.mark.parametrize("native", [True, False])
+def test_the_precision_choice_says_what_auto_means_and_offers_bf16_only_in_hardware(monkeypatch, native) -> None:
+    import ui.training
 
+    monkeypatch.setattr(ui.training, "native_bf16", lambda: native)
     at = open_page("pages/train.py")
-    assert at.selectbox(key="train_precision").options[0] == precision_label("auto")
-    expected = {"fp32": "float32", "bf16": "bfloat16"}[pick_precision("auto", "cpu")]
-    assert precision_label("auto") == f"auto ({expected} on this machine)"
+    options = at.selectbox(key="train_precision").options
+    expected = "bfloat16" if native else "float32"
+    assert options[0] == f"auto ({expected} on this machine)"
+    assert options[1:] == (["float32", "bfloat16"] if native else ["float32"])  # emulated bf16: many times slower
 
 
 def test_a_data_set_that_cannot_be_had_offline_says_so(tmp_path, monkeypatch) -> None:

@@ -88,6 +88,12 @@ def test_a_bundled_models_pca_is_the_shipped_one_and_its_map_places_points_exact
 # --- shipped hover images ---------------------------------------------------------------------------
 
 
+def url_pixels(url: str) -> np.ndarray:
+    import base64
+
+    return png_pixels(base64.b64decode(url.split(",", 1)[1]))
+
+
 def png_pixels(png: bytes) -> np.ndarray:
     import io
 
@@ -149,7 +155,10 @@ def test_a_bundled_model_serves_its_shipped_hover_images_and_computes_other_subs
     assert calls == [] and len(shipped) == 2000 and shipped[0].startswith("data:image/png;base64,")
     other = cache.thumbnails.__wrapped__(entry.fingerprint, entry, 500)
     assert calls == [500] and len(other) == 500
-    assert set(other) <= set(shipped)  # the 500 are among the 2,000: the same subset, the same images
+    # The 500 are among the 2,000 (the same subset), with the same images (within one grey level)
+    at = np.searchsorted(cache.subset_indices(10000, 2000), cache.subset_indices(10000, 500))
+    for url, i in zip(other, at, strict=True):
+        assert np.abs(url_pixels(url) - url_pixels(shipped[i])).max() <= 1
 
 
 def test_thumbnails_only_adds_hover_images_without_refitting(tmp_path) -> None:
@@ -171,6 +180,7 @@ def test_thumbnails_only_adds_hover_images_without_refitting(tmp_path) -> None:
     assert main(["--thumbnails-only", str(target)]) == 0
     after = load_file(str(sidecar_path(target)))
     assert all(torch.equal(after[k], v) for k, v in before.items())
-    assert shipped_pngs({k: v.numpy() for k, v in after.items()}) == shipped_pngs(
-        {k: v.numpy() for k, v in load_file(str(sidecar_path(source))).items()}
-    )
+    made = shipped_pngs({k: v.numpy() for k, v in after.items()})
+    shipped = shipped_pngs({k: v.numpy() for k, v in load_file(str(sidecar_path(source))).items()})
+    assert len(made) == len(shipped) == 359
+    assert all(np.abs(png_pixels(a) - png_pixels(b)).max() <= 1 for a, b in zip(made, shipped, strict=True))

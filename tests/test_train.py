@@ -107,8 +107,18 @@ def test_auto_precision_takes_bf16_only_on_a_cpu_that_has_it(monkeypatch, native
     assert TRAIN_MODULE.pick_precision("auto", "cpu") == ("bf16" if native else "fp32")
     assert TRAIN_MODULE.pick_precision("auto", "cuda") == "fp32"
     assert TRAIN_MODULE.pick_precision("fp32", "cpu") == "fp32" and TRAIN_MODULE.pick_precision("bf16", "cpu") == "bf16"
-    assert TrainConfig().precision == "auto"
-    assert TrainConfig().resolved() == TrainConfig(precision="bf16" if native else "fp32")
+    assert TrainConfig().precision == "fp32"  # the library's default is exact and the same everywhere
+    assert TrainConfig(precision="auto").resolved() == TrainConfig(precision="bf16" if native else "fp32")
+
+
+def test_the_cli_warns_when_bf16_would_be_emulated(monkeypatch, capsys):
+    parser = TRAIN_MODULE._parser()
+    argv = ["--dataset", "digits", "--device", "cpu", "--out", "x.safetensors"]
+    for native, precision, warned in [(False, "bf16", True), (True, "bf16", False), (False, "auto", False)]:
+        monkeypatch.setattr(TRAIN_MODULE, "native_bf16", lambda native=native: native)
+        config = TRAIN_MODULE._train_config(parser, parser.parse_args([*argv, "--precision", precision]))
+        assert config.precision == ("bf16" if precision == "bf16" or native else "fp32")
+        assert ("emulated and many times slower" in capsys.readouterr().err) == warned
 
 
 @pytest.mark.parametrize("precision", ["fp32", "bf16"])
