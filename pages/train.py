@@ -111,6 +111,8 @@ c3.metric("Parameters", f"{entry.model.n_parameters():,}")
 loss_caption = st.empty()
 if entry.meta.get("history"):
     st.altair_chart(loss_chart(entry.meta["history"]), width="stretch")
+if how := training.describe_training(entry.meta.get("train_config") or {}):
+    st.caption(how)
 # Made on click (only finite models are ever installed, so checkpoint_bytes does not refuse here).
 model_file = partial(checkpoint_bytes, entry.model, entry.meta)
 views.download(

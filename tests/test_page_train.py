@@ -225,3 +225,33 @@ def test_the_train_page_explains_beta_and_offers_the_longer_answer() -> None:
     beta_help = at.number_input(key="train_beta").help
     assert "β > 1" in beta_help and "blurrier reconstructions" in beta_help and "unused" in beta_help
     assert any("The longer answer" in e.label for e in at.expander)
+
+
+def test_the_model_card_says_how_the_model_was_trained() -> None:
+    at = open_page("pages/train.py")
+    # the bundled default, mnist-vae-z2, as models/make.sh trains it
+    expected = "Trained for 40 epochs with Adam, learning rate 0.001 (a cosine schedule down to 0), batches of 128"
+    assert f"{expected}, seed 1." in [c.value for c in at.caption]
+
+
+BF16 = "bfloat16 layers (weights and Adam in float32)"
+
+
+@pytest.mark.parametrize(
+    ("config", "line"),
+    [
+        ({"epochs": 2, "lr": 0.003, "batch_size": 64, "seed": 0, "lr_schedule": "constant", "precision": "bf16"},
+         f"Trained for 2 epochs with Adam, learning rate 0.003, batches of 64, seed 0, {BF16}."),
+        ({"epochs": 1, "lr": 1, "precision": "fp32"},
+         "Trained for 1 epoch with Adam, learning rate 1, float32 layers."),
+        ({"epochs": 3, "lr": 0.001, "precision": "**[click](javascript:alert(1))**", "seed": "1"},
+         "Trained for 3 epochs with Adam, learning rate 0.001."),
+        ({"epochs": True, "lr": 0.001}, None),
+        ({"lr": 0.001}, None),
+        ({}, None),
+    ],
+)  # fmt: skip
+def test_the_training_line_shows_only_known_keys_with_sane_values(config, line) -> None:
+    from ui.training import describe_training
+
+    assert describe_training(config) == line

@@ -43,6 +43,29 @@ def precision_label(choice: str) -> str:
     return _PRECISION_NAMES[choice]
 
 
+def describe_training(config: dict) -> str | None:
+    """The model card's line on how a model was trained, from its checkpoint's train_config. Only known
+    keys with values of the right kind are shown: an uploaded file's header is not trusted to hold
+    anything fit to print."""
+
+    def number(key: str, kind: type | tuple[type, ...]):
+        value = config.get(key)
+        return value if isinstance(value, kind) and not isinstance(value, bool) else None
+
+    epochs, lr, batch = number("epochs", int), number("lr", (int, float)), number("batch_size", int)
+    if epochs is None or lr is None:
+        return None
+    seed = number("seed", int)
+    line = f"Trained for {epochs} epoch{'s' if epochs != 1 else ''} with Adam, learning rate {lr:g}"
+    if config.get("lr_schedule") == "cosine":
+        line += " (a cosine schedule down to 0)"
+    line += f", batches of {batch}" if batch is not None else ""
+    line += f", seed {seed}" if seed is not None else ""
+    layers = {"fp32": "float32 layers", "bf16": "bfloat16 layers (weights and Adam in float32)"}
+    line += f", {layers[config['precision']]}" if config.get("precision") in layers else ""
+    return line + "."
+
+
 def dataset_choices() -> list[str]:
     return [name for name in DATASET_NAMES if not (public_demo() and name == "idx")]
 
