@@ -136,9 +136,9 @@ def test_training_on_digits_makes_a_new_current_model() -> None:
 
 @pytest.mark.parametrize("native", [True, False])
 def test_the_precision_choice_says_what_auto_means_and_offers_bf16_only_in_hardware(monkeypatch, native) -> None:
-    import ui.training
+    import importlib
 
-    monkeypatch.setattr(ui.training, "native_bf16", lambda: native)
+    monkeypatch.setattr(importlib.import_module("vae_core.train"), "native_bf16", lambda: native)
     at = open_page("pages/train.py")
     options = at.selectbox(key="train_precision").options
     expected = "bfloat16" if native else "float32"

@@ -13,7 +13,7 @@ from streamlit.runtime.scriptrunner_utils.exceptions import ScriptControlExcepti
 
 from vae_core import DATASET_NAMES, VAE, Dataset, LatentLabError, TrainConfig, VAEConfig, load_dataset, train
 from vae_core.charts import loss_chart
-from vae_core.train import StepInfo, native_bf16
+from vae_core.train import StepInfo, pick_precision
 
 from . import state
 
@@ -33,13 +33,14 @@ _PRECISION_NAMES = {"fp32": "float32", "bf16": "bfloat16"}
 
 
 def precision_choices() -> list[str]:
-    """bfloat16 is offered only where the CPU has it in hardware: emulated, it is many times slower."""
-    return ["auto", "fp32", "bf16"] if native_bf16() else ["auto", "fp32"]
+    """bfloat16 is offered only where "auto" takes it (the CPU has it in hardware): emulated, it is many
+    times slower."""
+    return ["auto", "fp32"] + (["bf16"] if pick_precision("auto", "cpu") == "bf16" else [])
 
 
 def precision_label(choice: str) -> str:
     if choice == "auto":
-        return f"auto ({_PRECISION_NAMES['bf16' if native_bf16() else 'fp32']} on this machine)"
+        return f"auto ({_PRECISION_NAMES[pick_precision('auto', 'cpu')]} on this machine)"
     return _PRECISION_NAMES[choice]
 
 
