@@ -276,7 +276,8 @@ def bench_training(cfg: BenchConfig, tmp: Path) -> dict:
     # alone would otherwise understate it (one run measured 95 GFLOP/s there, 150 is typical).
     shapes, seconds = step_matmul_shapes(VAE(VAEConfig()), CLASSIC_BATCH), 0.1 if cfg.quick else MATMUL_SECONDS
     ceiling_samples: list[float] = []
-    dtype = PRECISIONS[training_precision()]
+    precision = training_precision()
+    dtype = PRECISIONS[precision]
 
     def between() -> None:
         classic_recipe.epoch()
@@ -289,7 +290,7 @@ def bench_training(cfg: BenchConfig, tmp: Path) -> dict:
     return {
         "n_train": n,
         "epochs": cfg.epochs,
-        "precision": training_precision(),
+        "precision": precision,
         "project": project,
         "classic": classic,
         "project_1_thread": one_thread,
@@ -303,28 +304,20 @@ def bench_training(cfg: BenchConfig, tmp: Path) -> dict:
 # --- matmul ceiling ---------------------------------------------------------------------------------
 
 
-def _first_linear(model: nn.Module) -> nn.Linear:
-    return next(m for m in model.modules() if isinstance(m, nn.Linear))
-
-
 def model_flops_per_image(model: nn.Module, training: bool = True) -> int:
     """Multiply-adds (x2) of every Linear layer. Training: the forward pass, every weight gradient, and
     every input gradient but the first layer's (nothing needs d(image); the step does not compute it)."""
     linears = [m for m in model.modules() if isinstance(m, nn.Linear)]
     forward = sum(2 * m.in_features * m.out_features for m in linears)
-    if not training:
-        return forward
-    first = _first_linear(model)
-    return 3 * forward - 2 * first.in_features * first.out_features
+    return 3 * forward - 2 * linears[0].in_features * linears[0].out_features if training else forward
 
 
 def step_matmul_shapes(model: nn.Module, batch: int) -> list[tuple[int, int, int]]:
     """(m, k, n) of each matmul in one training step: forward, input gradient, weight gradient."""
-    shapes, first = [], _first_linear(model)
-    for m in model.modules():
-        if isinstance(m, nn.Linear):
-            i, o = m.in_features, m.out_features
-            shapes += [(batch, i, o), (o, batch, i)] + ([] if m is first else [(batch, o, i)])
+    shapes = []
+    for k, lin in enumerate(m for m in model.modules() if isinstance(m, nn.Linear)):
+        i, o = lin.in_features, lin.out_features
+        shapes += [(batch, i, o), (o, batch, i)] + ([(batch, o, i)] if k else [])  # no d(image) for the first
     return shapes
 
 
