@@ -25,10 +25,12 @@ and the benchmark compares the test loss it reaches with the classic recipe's.
 
 from __future__ import annotations
 
+import math
+
 import torch
 from torch import nn
 
-from .losses import LossTerms, kl_divergence
+from .losses import LossTerms
 from .model import LOGVAR_RANGE, VAE
 
 __all__ = ["FlatStep", "PRECISIONS"]
@@ -43,18 +45,19 @@ def _linears(module: nn.Module) -> list[nn.Linear]:
 def softplus_sum(logits: torch.Tensor, probs: torch.Tensor | None = None) -> torch.Tensor:
     """sum(log(1 + e^l)) = sum(relu(l)) + sum(log(1 + e^-|l|)), both without softplus or log1p, which
     are not vectorised on the CPU (about 4x slower on a 128 x 784 batch):
-    - relu(l) = (l + |l|) / 2, so its sum is (sum(l) + sum(|l|)) / 2;
-    - log(1 + e^-|l|) = -log(sigmoid(|l|)), and sigmoid(|l|) = max(p, 1 - p) = |p - 1/2| + 1/2 with
-      p = sigmoid(l), the probabilities the gradient needs anyway (pass them as `probs`);
+    - log(1 + e^-|l|) = -log(sigmoid(|l|)), and sigmoid(|l|) = max(p, 1 - p) with p = sigmoid(l), the
+      probabilities the gradient needs anyway (pass them as `probs`);
     - those numbers lie in [1/2, 1], so a product of 64 of them is at least 2^-64 (no underflow), and
       the log of each product costs one log per 64 pixels instead of one per pixel.
     Rounding 1 - p in float32 costs accuracy: about 2e-4 nats per 784-pixel image, against a loss of
     about 100 (tests/test_backprop.py bounds it)."""
     p = logits.sigmoid() if probs is None else probs
-    near = (p - 0.5).abs_().add_(0.5).reshape(-1)
+    near = torch.maximum(p, 1 - p).reshape(-1)
     whole = near.numel() // 64 * 64
-    log_products = near[:whole].view(-1, 64).prod(1).log_().sum() + near[whole:].prod().log()
-    return 0.5 * (logits.sum() + logits.abs().sum()) - log_products
+    log_products = near[:whole].view(-1, 64).prod(1).log_().sum()
+    if whole < near.numel():
+        log_products += near[whole:].prod().log()
+    return torch.relu(logits).sum() - log_products
 
 
 def _relu_backward(grad: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
@@ -102,6 +105,9 @@ class FlatStep:
         self.head_b = self._span(self.mm_flat, hb, rows)
         self.head_gw = self._span(self.mm_grad, hw, rows * hw.shape[1]).view(rows, -1)
         self.head_gb = self._span(self.mm_grad, hb, rows)
+        # Per layer: (weight, bias, weight gradient, bias gradient) as the multiplies use them.
+        self._enc = [self._layer(lin) for lin in self.encoder]
+        self._dec = [self._layer(lin) for lin in self.decoder]
         # With the fused kernel, update() calls it directly on this one buffer: Optimizer.step's
         # bookkeeping for many parameters costs ~0.1 ms a step, 4% of one. Same kernel, same state
         # (kept in the optimiser's own state, as Adam keeps it), same result: a test checks.
@@ -123,6 +129,10 @@ class FlatStep:
             offset += p.numel()
         return flat
 
+    def _layer(self, lin: nn.Linear) -> tuple[torch.Tensor, ...]:
+        w, b = lin.weight, lin.bias
+        return self._w[id(w)], self._w[id(b)], self._g[id(w)], self._g[id(b)]
+
     def _view(self, buffer: torch.Tensor, p: nn.Parameter) -> torch.Tensor:
         return self._span(buffer, p, p.numel()).view_as(p)
 
@@ -142,7 +152,7 @@ class FlatStep:
         """x: (B, D) in [0, 1]. One forward, one backward, one Adam update."""
         terms = self.forward_backward(x)
         # A sum is finite only if every gradient is (an overflow to inf would mean divergence anyway).
-        if not bool(torch.isfinite(terms.total + self.mm_grad.sum())):  # bf16 has float32's range
+        if not math.isfinite(float(terms.total + self.mm_grad.sum())):  # bf16 has float32's range
             return None
         self.update()
         return torch.stack([terms.reconstruction, terms.kl, terms.total])
@@ -186,73 +196,80 @@ class FlatStep:
             raw = head[:, self.z_dim :]
             logvar = raw.clamp(*LOGVAR_RANGE)
             std = logvar.mul(0.5).exp_()
-            eps = torch.randn_like(mu)
-            z = torch.addcmul(mu, std, eps)
+            noise = std.mul_(torch.randn_like(mu))  # sigma * eps; std itself is not needed again
+            z = torch.add(mu, noise, out=torch.empty_like(mu, dtype=self.dtype))
         else:
-            z = mu
-        dec_in, logits = self._decode(z.to(self.dtype))
+            z = mu.to(self.dtype)
+        dec_in, logits = self._decode(z)
         logits = logits.float()
         probs = logits.sigmoid()
-        terms = self._loss(x, logits, probs, mu, logvar) if self.vae else self._loss(x, logits, probs)
-        dlogits = torch.sub(probs, x, out=torch.empty_like(probs, dtype=self.dtype))  # d/dl = sigmoid(l) - x
-        dz = self._decoder_backward(dlogits, dec_in).float()
         if self.vae:
-            dhead = self._head_grad(dz, mu, raw, logvar, std, eps)
+            var = logvar.exp()
+            terms = self._loss(x, logits, probs, mu, logvar, var)
+        else:
+            terms = self._loss(x, logits, probs)
+        dlogits = torch.sub(probs, x, out=torch.empty_like(probs, dtype=self.dtype))  # d/dl = sigmoid(l) - x
+        dz = self._backward(self._dec, dlogits, dec_in, first=True)  # (B, Z), in the multiplies' dtype
+        if self.vae:
+            dhead = self._head_grad(dz, mu, raw, var, noise)
         else:
             dhead = dz
-        self._encoder_backward(dhead.to(self.dtype), h, enc_in)
+        self._encoder_backward(dhead, h, enc_in)
         if low:
             self.grad.copy_(self.mm_grad)
         return terms
 
     def _encode(self, x: torch.Tensor) -> tuple[list[torch.Tensor], torch.Tensor]:
         inputs, h = [], x
-        for lin in self.encoder:
+        for w, b, _, _ in self._enc:
             inputs.append(h)
-            h = torch.addmm(self._w[id(lin.bias)], h, self._w[id(lin.weight)].t()).relu_()
+            h = torch.addmm(b, h, w.t()).relu_()
         return inputs, h
 
     def _decode(self, z: torch.Tensor) -> tuple[list[torch.Tensor], torch.Tensor]:
         inputs, h = [], z
-        for i, lin in enumerate(self.decoder):
+        last = len(self._dec) - 1
+        for i, (w, b, _, _) in enumerate(self._dec):
             inputs.append(h)
-            h = torch.addmm(self._w[id(lin.bias)], h, self._w[id(lin.weight)].t())
-            if i < len(self.decoder) - 1:
+            h = torch.addmm(b, h, w.t())
+            if i < last:
                 h = h.relu_()
         return inputs, h
 
-    def _loss(self, x, logits, probs, mu=None, logvar=None) -> LossTerms:
+    def _loss(self, x, logits, probs, mu=None, logvar=None, var=None) -> LossTerms:
         recon = softplus_sum(logits, probs) - torch.dot(x.reshape(-1), logits.reshape(-1))
         if mu is None:
             return LossTerms(recon, torch.zeros((), device=x.device), recon)
-        kl = kl_divergence(mu, logvar).sum()
+        # KL = 1/2 sum(mu^2 + sigma^2 - logvar - 1), in three calls on the (B, Z) tensors
+        kl = torch.addcmul(var - logvar, mu, mu).sum().sub_(mu.numel()).mul_(0.5)
         return LossTerms(recon, kl, recon + self.beta * kl)
 
-    def _backward(self, layers: list[nn.Linear], grad: torch.Tensor, inputs: list[torch.Tensor], first: bool):
+    def _backward(self, layers: list[tuple], grad: torch.Tensor, inputs: list[torch.Tensor], first: bool):
         """Through Linear (+ ReLU before each but the first layer's input); returns d(first input)."""
         for i in range(len(layers) - 1, -1, -1):
-            lin, a = layers[i], inputs[i]
-            torch.mm(grad.t(), a, out=self._g[id(lin.weight)])
-            torch.sum(grad, 0, out=self._g[id(lin.bias)])
+            w, _, gw, gb = layers[i]
+            a = inputs[i]
+            torch.mm(grad.t(), a, out=gw)
+            torch.sum(grad, 0, out=gb)
             if i == 0 and not first:
                 return None
-            grad = torch.mm(grad, self._w[id(lin.weight)])
+            grad = torch.mm(grad, w)
             if i > 0:
                 grad = _relu_backward(grad, a)
         return grad
 
-    def _decoder_backward(self, dlogits: torch.Tensor, inputs: list[torch.Tensor]) -> torch.Tensor:
-        return self._backward(self.decoder, dlogits, inputs, first=True)
-
-    def _head_grad(self, dz, mu, raw, logvar, std, eps) -> torch.Tensor:
-        """d(total)/d[mu | raw logvar], (B, 2Z)."""
-        dmu = dz + self.beta * mu
-        dlogvar = dz * eps * std * 0.5 + 0.5 * self.beta * (std * std - 1)
-        inside = (raw >= LOGVAR_RANGE[0]) & (raw <= LOGVAR_RANGE[1])
-        return torch.cat([dmu, dlogvar * inside], 1)
+    def _head_grad(self, dz, mu, raw, var, noise) -> torch.Tensor:
+        """d(total)/d[mu | raw logvar], (B, 2Z), in the multiplies' dtype:
+        d/dmu = dz + beta mu; d/dlogvar = dz eps sigma / 2 + beta (sigma^2 - 1) / 2, zero where the
+        clamp cut raw logvar (hardtanh_backward: autograd's kernel for exactly that)."""
+        dhead = torch.empty((len(mu), 2 * self.z_dim), dtype=self.dtype, device=mu.device)
+        torch.add(dz, mu, alpha=self.beta, out=dhead[:, : self.z_dim])
+        dlogvar = var.mul(0.5 * self.beta).sub_(0.5 * self.beta).addcmul_(dz, noise, value=0.5)
+        torch.ops.aten.hardtanh_backward.grad_input(dlogvar, raw, *LOGVAR_RANGE, grad_input=dhead[:, self.z_dim :])
+        return dhead
 
     def _encoder_backward(self, dhead: torch.Tensor, h: torch.Tensor, inputs: list[torch.Tensor]) -> None:
         torch.mm(dhead.t(), h, out=self.head_gw)
         torch.sum(dhead, 0, out=self.head_gb)
         grad = _relu_backward(torch.mm(dhead, self.head_w), h)
-        self._backward(self.encoder, grad, inputs, first=False)
+        self._backward(self._enc, grad, inputs, first=False)
