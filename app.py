@@ -1,16 +1,17 @@
 """latent-lab: what a variational autoencoder learns, on four pages. Run: streamlit run app.py
 
-`streamlit run app.py` imports this file once to find `app` (an st.App whose lifespan starts
-importing the heavy packages at server start: ui/preload.py), then runs it as the script of every
-visit, where `__name__ == "__main__"`: page config, navigation, the shared sidebar, the page.
+`streamlit run app.py` imports this file once to find `app`: an st.App whose lifespan starts importing
+the heavy packages at server start (ui/preload.py), with a route for the bundled models' hover images
+(ui/thumbs.py). It then runs this file as the script of every visit, where `__name__ == "__main__"`:
+page config, navigation, the shared sidebar, the page.
 """
 
 import streamlit as st
 
-from ui import preload
+from ui import preload, thumbs
 
 if __name__ != "__main__":  # imported by `streamlit run` to start the server
-    app = st.App("app.py", lifespan=preload.lifespan)
+    app = st.App("app.py", lifespan=preload.lifespan, routes=thumbs.routes())
 else:  # a visit (or AppTest)
     st.set_page_config(page_title="latent-lab: what a VAE learns", page_icon=":material/explore:", layout="wide")
     pages = [

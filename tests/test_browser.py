@@ -164,6 +164,24 @@ def test_the_buttons_under_the_scatter_switch_it_and_the_server_follows(server, 
     assert page.locator('[data-testid="stException"]').count() == 0
 
 
+def test_hovering_a_point_shows_its_digit_served_by_the_apps_route(server, page) -> None:
+    """A bundled model's tooltips link their images (ui/thumbs.py): the browser must load them."""
+    page.goto(server + "/latent?model=mnist-vae-z2&projection=raw&points=2000")
+    _settle(page)
+    box = page.locator('[data-testid="stVegaLiteChart"] canvas').first.bounding_box()
+    image = page.locator("#vg-tooltip-element.visible img")
+    for fx, fy in ((x / 10, y / 10) for y in range(3, 8) for x in range(3, 8)):  # the clusters are central
+        page.mouse.move(box["x"] + fx * box["width"], box["y"] + fy * box["height"])
+        page.wait_for_timeout(250)
+        if image.count():
+            break
+    assert image.count() == 1, "no tooltip with an image over the scatter"
+    loaded = "() => { const img = document.querySelector('#vg-tooltip-element img'); return img.naturalWidth; }"
+    page.wait_for_function(loaded, timeout=10_000)
+    assert "/api/thumbs/mnist-vae-z2/" in image.get_attribute("src")
+    assert image.evaluate("i => [i.naturalWidth, i.naturalHeight]") == [2 * 28 + 2, 28]  # digit | reconstruction
+
+
 @pytest.mark.parametrize(
     ("path", "label", "magic"),
     [

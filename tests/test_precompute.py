@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from starlette.requests import Request
 
 from vae_core import encode_dataset, load_checkpoint, load_dataset
 from vae_core.bundled import bundled_model_paths
@@ -151,14 +152,58 @@ def test_a_bundled_model_serves_its_shipped_hover_images_and_computes_other_subs
 
     monkeypatch.setattr(cache, "tooltip_pngs", counting)
     entry = state.get_entry("mnist-vae-z2")
-    shipped = cache.thumbnails.__wrapped__(entry.fingerprint, entry, 2000)
-    assert calls == [] and len(shipped) == 2000 and shipped[0].startswith("data:image/png;base64,")
+    links = cache.thumbnails.__wrapped__(entry.fingerprint, entry, 2000)
+    assert calls == [] and links == [f"api/thumbs/mnist-vae-z2/{entry.weights_hash}/{k}.png" for k in range(2000)]
+    shipped = [served(link) for link in links]  # what the server's route answers for each link
     other = cache.thumbnails.__wrapped__(entry.fingerprint, entry, 500)
-    assert calls == [500] and len(other) == 500
+    assert calls == [500] and len(other) == 500 and other[0].startswith("data:image/png;base64,")
     # The 500 are among the 2,000 (the same subset), with the same images (within one grey level)
     at = np.searchsorted(cache.subset_indices(10000, 2000), cache.subset_indices(10000, 500))
     for url, i in zip(other, at, strict=True):
-        assert np.abs(url_pixels(url) - url_pixels(shipped[i])).max() <= 1
+        assert np.abs(url_pixels(url) - png_pixels(shipped[i])).max() <= 1
+
+
+def served(link: str, status: int = 200) -> bytes:
+    """The body ui/thumbs.py's route answers for a relative link, checked against `status`."""
+    from starlette.routing import Match
+
+    from ui import thumbs
+
+    (route,) = thumbs.routes()
+    match, child = route.matches({"type": "http", "path": "/" + link, "method": "GET"})
+    if match != Match.FULL:
+        assert status == 404, link
+        return b""
+    response = thumbs.serve(Request({"type": "http", "method": "GET", "path": "/" + link, **child}))
+    assert response.status_code == status, link
+    if status == 200:
+        assert response.media_type == "image/png" and "immutable" in response.headers["cache-control"]
+    return response.body
+
+
+def test_the_route_serves_only_the_shipped_images_of_the_models_fingerprint() -> None:
+    from vae_core.precompute import read_shipped_pngs
+
+    owner, pngs = read_shipped_pngs(bundled_model_paths()["mnist-vae-z20"])
+    assert served(f"api/thumbs/mnist-vae-z20/{owner}/0.png") == pngs[0]
+    assert served(f"api/thumbs/mnist-vae-z20/{owner}/{len(pngs) - 1}.png") == pngs[-1]
+    for bad in (
+        f"api/thumbs/mnist-vae-z20/{owner}/{len(pngs)}.png",  # past the shipped ones
+        f"api/thumbs/mnist-vae-z20/{owner}/-1.png",
+        f"api/thumbs/mnist-vae-z20/{'0' * 16}/0.png",  # another fingerprint: weights changed since
+        f"api/thumbs/no-such-model/{owner}/0.png",
+        f"api/thumbs/..%2Fmodels%2Fmnist-vae-z20/{owner}/0.png",
+    ):
+        served(bad, 404)
+
+
+def test_the_route_lives_under_the_servers_base_url_path(monkeypatch) -> None:
+    from streamlit import config
+
+    from ui import thumbs
+
+    monkeypatch.setattr(config, "get_option", lambda key: "/demo/" if key == "server.baseUrlPath" else None)
+    assert [r.path for r in thumbs.routes()] == ["/demo/api/thumbs/{model_id}/{fingerprint}/{k:int}.png"]
 
 
 def test_thumbnails_only_adds_hover_images_without_refitting(tmp_path) -> None:

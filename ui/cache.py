@@ -10,9 +10,10 @@ from vae_core import Dataset, LatentLabError, evaluate, load_dataset
 from vae_core.analysis import nearest_rows
 from vae_core.bundled import bundled_model_paths
 from vae_core.latents import decode, encode_dataset, subset_indices, tooltip_pngs
-from vae_core.precompute import PRECOMPUTED_METHODS, load_sidecar, shipped_pngs
+from vae_core.precompute import PRECOMPUTED_METHODS, load_sidecar
 from vae_core.projection import Projection, fit_projection, pca_variance_ratio
 
+from . import thumbs
 from .state import ModelEntry
 
 CACHE_TTL_S = 3600  # derived arrays expire after an hour unused
@@ -105,17 +106,18 @@ def has_shipped(entry: ModelEntry, method: str, params: tuple) -> bool:
 
 @st.cache_data(ttl=CACHE_TTL_S, max_entries=MAX_ENTRIES, show_spinner=False)
 def thumbnails(fingerprint: str, _entry: ModelEntry, n: int) -> list[str]:
-    """Tooltip images for the subset: each test digit beside its reconstruction from μ. A bundled model
-    ships them for the default subset (vae_core/precompute.py): 0.3 to 0.5 s less on a cold first page."""
+    """Tooltip images for the subset: each test digit beside its reconstruction from μ, as URLs. A
+    bundled model ships them for the default subset (vae_core/precompute.py), and the server serves
+    them (ui/thumbs.py): no decoding on a cold first page, and no images in the chart's data. Any
+    other model or subset: data URLs of images made here."""
     from vae_core.images import data_urls
 
     data = test_split(_entry)
     idx = subset_indices(len(data), n)
     if _entry.source == "bundled":  # shipped for subset_indices(N, TOOLTIP_POINTS): the same points if as many
-        tensors = precomputed(_entry.id, fingerprint, _entry)
-        shipped = shipped_pngs(tensors)
-        if shipped is not None and len(tensors.get("mu", ())) == len(data) and len(shipped) == len(idx):
-            return data_urls(shipped)
+        tensors = precomputed(_entry.id, fingerprint, _entry)  # empty unless the sidecar is this model's
+        if len(tensors.get("mu", ())) == len(data) and len(tensors.get("thumbs_end", ())) == len(idx):
+            return thumbs.urls(_entry.id, _entry.weights_hash, len(idx))
     mu, _ = latents(fingerprint, _entry)
     return data_urls(tooltip_pngs(_entry.model, data.images[idx], torch.from_numpy(mu[idx])))
 

@@ -35,6 +35,7 @@ __all__ = [
     "load_latents",
     "load_sidecar",
     "shipped_pngs",
+    "read_shipped_pngs",
     "TOOLTIP_POINTS",
     "main",
 ]
@@ -112,6 +113,22 @@ def shipped_pngs(tensors: dict[str, np.ndarray]) -> list[bytes] | None:
         return None
     data, ends = tensors["thumbs_png"].tobytes(), tensors["thumbs_end"].tolist()
     return [data[a:b] for a, b in zip([0, *ends[:-1]], ends, strict=True)]
+
+
+def read_shipped_pngs(checkpoint: str | Path) -> tuple[str, list[bytes]] | None:
+    """(the fingerprint of the model they belong to, the hover images) from a checkpoint's sidecar,
+    without loading the model; None if it ships none."""
+    path = sidecar_path(checkpoint)
+    if not path.is_file():
+        return None
+    from safetensors import safe_open
+
+    with safe_open(str(path), "np") as f:
+        owner = (f.metadata() or {}).get("fingerprint")
+        if owner is None or not {"thumbs_png", "thumbs_end"} <= set(f.keys()):
+            return None
+        pngs = shipped_pngs({key: f.get_tensor(key) for key in ("thumbs_png", "thumbs_end")})
+    return owner, pngs
 
 
 def main(argv: list[str] | None = None) -> int:
