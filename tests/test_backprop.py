@@ -9,6 +9,7 @@ import torch.nn.functional as F
 
 from vae_core import VAE, VAEConfig, vae_loss
 from vae_core.backprop import FlatStep, softplus_sum
+from vae_core.model import LOGVAR_RANGE
 from vae_core.train import CosineSchedule
 
 CONFIGS = {
@@ -70,6 +71,37 @@ def test_clamped_log_variances_get_no_gradient_like_autograd():
     step.forward_backward(x.flatten(1))
     assert step.grad_of(model.to_logvar.bias)[:2].abs().max() == 0
     torch.testing.assert_close(step.grad_of(model.to_logvar.weight), reference.to_logvar.weight.grad)
+
+
+@pytest.mark.parametrize("bound", LOGVAR_RANGE)
+def test_a_log_variance_exactly_at_a_bound_gets_autograds_gradient(bound: float):
+    """bfloat16 rounding makes a raw log-variance land exactly on a bound now and then; there the step
+    must do what clamp's autograd does (in this torch: no gradient at the bounds themselves)."""
+    config = CONFIGS["classic"]
+    reference, model = twins(config)
+    with torch.no_grad():
+        for m in (reference, model):
+            m.to_logvar.weight.zero_()
+            m.to_logvar.bias.fill_(bound)  # every raw log-variance is exactly the bound
+    x = batch(config)
+    torch.manual_seed(3)
+    autograd_loss(reference, x).total.backward()
+    step = FlatStep(model, lr=1e-3)
+    torch.manual_seed(3)
+    step.forward_backward(x.flatten(1))
+    torch.testing.assert_close(step.grad_of(model.to_logvar.bias), reference.to_logvar.bias.grad)
+    # and just inside the bound, a gradient that is not zero, the same as autograd's
+    inside = bound - 2.0**-10 if bound > 0 else bound + 2.0**-10
+    with torch.no_grad():
+        for m in (reference, model):
+            m.to_logvar.bias.fill_(inside)
+    reference.zero_grad()
+    torch.manual_seed(3)
+    autograd_loss(reference, x).total.backward()
+    torch.manual_seed(3)
+    step.forward_backward(x.flatten(1))
+    assert reference.to_logvar.bias.grad.abs().min() > 0
+    torch.testing.assert_close(step.grad_of(model.to_logvar.bias), reference.to_logvar.bias.grad)
 
 
 @pytest.mark.parametrize("name", ["classic", "autoencoder"])

@@ -240,6 +240,7 @@ class FlatStep:
         recon = softplus_sum(logits, probs) - torch.dot(x.reshape(-1), logits.reshape(-1))
         if mu is None:
             return LossTerms(recon, torch.zeros((), device=x.device), recon)
+        var = logvar.exp() if var is None else var
         # KL = 1/2 sum(mu^2 + sigma^2 - logvar - 1), in three calls on the (B, Z) tensors
         kl = torch.addcmul(var - logvar, mu, mu).sum().sub_(mu.numel()).mul_(0.5)
         return LossTerms(recon, kl, recon + self.beta * kl)
@@ -261,7 +262,8 @@ class FlatStep:
     def _head_grad(self, dz, mu, raw, var, noise) -> torch.Tensor:
         """d(total)/d[mu | raw logvar], (B, 2Z), in the multiplies' dtype:
         d/dmu = dz + beta mu; d/dlogvar = dz eps sigma / 2 + beta (sigma^2 - 1) / 2, zero where the
-        clamp cut raw logvar (hardtanh_backward: autograd's kernel for exactly that)."""
+        clamp cut raw logvar, bounds included, as clamp's autograd does here (hardtanh_backward, one
+        call; a test checks the bounds). Both halves are written straight into one new buffer."""
         dhead = torch.empty((len(mu), 2 * self.z_dim), dtype=self.dtype, device=mu.device)
         torch.add(dz, mu, alpha=self.beta, out=dhead[:, : self.z_dim])
         dlogvar = var.mul(0.5 * self.beta).sub_(0.5 * self.beta).addcmul_(dz, noise, value=0.5)
