@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+
 import numpy as np
 import pytest
 import torch
@@ -141,7 +143,7 @@ def test_png_files_survive_packing_into_arrays() -> None:
 
 
 def test_a_bundled_model_serves_its_shipped_hover_images_and_computes_other_subsets(monkeypatch) -> None:
-    from ui import cache, state
+    from ui import cache, state, thumbs
 
     calls = []
     real = cache.tooltip_pngs
@@ -153,7 +155,9 @@ def test_a_bundled_model_serves_its_shipped_hover_images_and_computes_other_subs
     monkeypatch.setattr(cache, "tooltip_pngs", counting)
     entry = state.get_entry("mnist-vae-z2")
     links = cache.thumbnails.__wrapped__(entry.fingerprint, entry, 2000)
-    assert calls == [] and links == [f"api/thumbs/mnist-vae-z2/{entry.weights_hash}/{k}.png" for k in range(2000)]
+    version = thumbs.shipped("mnist-vae-z2").version
+    assert calls == [] and version.startswith(entry.weights_hash + "-")
+    assert links == [f"api/thumbs/mnist-vae-z2/{version}/{k}.png" for k in range(2000)]
     shipped = [served(link) for link in links]  # what the server's route answers for each link
     other = cache.thumbnails.__wrapped__(entry.fingerprint, entry, 500)
     assert calls == [500] and len(other) == 500 and other[0].startswith("data:image/png;base64,")
@@ -181,20 +185,38 @@ def served(link: str, status: int = 200) -> bytes:
     return response.body
 
 
-def test_the_route_serves_only_the_shipped_images_of_the_models_fingerprint() -> None:
+def test_the_route_serves_only_the_shipped_images_of_the_current_version() -> None:
+    from ui import thumbs
     from vae_core.precompute import read_shipped_pngs
 
     owner, pngs = read_shipped_pngs(bundled_model_paths()["mnist-vae-z20"])
-    assert served(f"api/thumbs/mnist-vae-z20/{owner}/0.png") == pngs[0]
-    assert served(f"api/thumbs/mnist-vae-z20/{owner}/{len(pngs) - 1}.png") == pngs[-1]
+    version = thumbs.shipped("mnist-vae-z20").version
+    assert version == f"{owner}-{hashlib.sha256(b''.join(pngs)).hexdigest()[:8]}"  # renewed images: a new URL
+    assert served(f"api/thumbs/mnist-vae-z20/{version}/0.png") == pngs[0]
+    assert served(f"api/thumbs/mnist-vae-z20/{version}/{len(pngs) - 1}.png") == pngs[-1]
     for bad in (
-        f"api/thumbs/mnist-vae-z20/{owner}/{len(pngs)}.png",  # past the shipped ones
-        f"api/thumbs/mnist-vae-z20/{owner}/-1.png",
-        f"api/thumbs/mnist-vae-z20/{'0' * 16}/0.png",  # another fingerprint: weights changed since
-        f"api/thumbs/no-such-model/{owner}/0.png",
-        f"api/thumbs/..%2Fmodels%2Fmnist-vae-z20/{owner}/0.png",
+        f"api/thumbs/mnist-vae-z20/{version}/{len(pngs)}.png",  # past the shipped ones
+        f"api/thumbs/mnist-vae-z20/{version}/-1.png",
+        f"api/thumbs/mnist-vae-z20/{version}/007.png",  # one image, one URL
+        f"api/thumbs/mnist-vae-z20/{version}/{'9' * 5000}.png",  # no int() of 5,000 digits
+        f"api/thumbs/mnist-vae-z20/{version}/x.png",
+        f"api/thumbs/mnist-vae-z20/{owner}/0.png",  # an older URL, without the images' hash
+        f"api/thumbs/mnist-vae-z20/{'0' * 16}-{version[-8:]}/0.png",  # weights changed since
+        f"api/thumbs/no-such-model/{version}/0.png",
+        f"api/thumbs/mnist-vae-z20/{version}/0.png/more",
     ):
         served(bad, 404)
+
+
+def test_the_route_answers_503_while_the_server_is_starting(monkeypatch) -> None:
+    from ui import preload, thumbs
+
+    monkeypatch.setattr(preload, "pending", lambda: True)
+    version = thumbs.shipped("mnist-vae-z2").version
+    (route,) = thumbs.routes()
+    _, child = route.matches({"type": "http", "path": f"/api/thumbs/mnist-vae-z2/{version}/0.png", "method": "GET"})
+    response = thumbs.serve(Request({"type": "http", "method": "GET", **child}))
+    assert response.status_code == 503 and response.headers["retry-after"] == "1"
 
 
 def test_the_route_lives_under_the_servers_base_url_path(monkeypatch) -> None:
@@ -203,7 +225,7 @@ def test_the_route_lives_under_the_servers_base_url_path(monkeypatch) -> None:
     from ui import thumbs
 
     monkeypatch.setattr(config, "get_option", lambda key: "/demo/" if key == "server.baseUrlPath" else None)
-    assert [r.path for r in thumbs.routes()] == ["/demo/api/thumbs/{model_id}/{fingerprint}/{k:int}.png"]
+    assert [r.path for r in thumbs.routes()] == ["/demo/api/thumbs/{model_id}/{version}/{k}.png"]
 
 
 def test_thumbnails_only_adds_hover_images_without_refitting(tmp_path) -> None:

@@ -52,9 +52,9 @@ def test_loss(fingerprint: str, _entry: ModelEntry) -> dict[str, float]:
 @st.cache_resource(show_spinner=False)
 def precomputed(model_id: str, fingerprint: str, _entry: ModelEntry) -> dict[str, np.ndarray]:
     """What a bundled model ships for its whole test split, read once: PCA / t-SNE / UMAP coordinates
-    by method, and "mu" and "logvar" (empty if stale)."""
+    by method, and "mu" and "logvar" (empty if stale). Not its hover images: ui/thumbs.py holds those."""
     shipped, _ = load_sidecar(bundled_model_paths()[model_id], _entry.model)
-    return shipped
+    return {key: value for key, value in shipped.items() if not key.startswith("thumbs_")}
 
 
 @st.cache_resource(ttl=CACHE_TTL_S, max_entries=MAX_ENTRIES, show_spinner=False)
@@ -115,9 +115,10 @@ def thumbnails(fingerprint: str, _entry: ModelEntry, n: int) -> list[str]:
     data = test_split(_entry)
     idx = subset_indices(len(data), n)
     if _entry.source == "bundled":  # shipped for subset_indices(N, TOOLTIP_POINTS): the same points if as many
-        tensors = precomputed(_entry.id, fingerprint, _entry)  # empty unless the sidecar is this model's
-        if len(tensors.get("mu", ())) == len(data) and len(tensors.get("thumbs_end", ())) == len(idx):
-            return thumbs.urls(_entry.id, _entry.weights_hash, len(idx))
+        found = thumbs.shipped(_entry.id)
+        whole = len(precomputed(_entry.id, fingerprint, _entry).get("mu", ())) == len(data)  # the whole split
+        if found is not None and found.owner == _entry.weights_hash and whole and len(found.pngs) == len(idx):
+            return thumbs.urls(_entry.id, found.version, len(idx))
     mu, _ = latents(fingerprint, _entry)
     return data_urls(tooltip_pngs(_entry.model, data.images[idx], torch.from_numpy(mu[idx])))
 

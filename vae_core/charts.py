@@ -92,7 +92,8 @@ def scatter_frame(
     indices: np.ndarray | None = None,
     images: list[str] | None = None,
 ) -> pd.DataFrame:
-    """One row per point: x, y, class name, test index and (optionally) an image data URL."""
+    """One row per point: x, y, class name, test index and (optionally) an image URL: a data URL, or a
+    link to the app's route for a bundled model's shipped images (ui/thumbs.py)."""
     frame = pd.DataFrame(
         {
             "x": coords[:, 0].astype(float),

@@ -89,14 +89,18 @@ def load_sidecar(checkpoint: str | Path, model: VAE) -> tuple[dict[str, np.ndarr
     path = sidecar_path(checkpoint)
     if not path.is_file():
         return {}, {}
-    from safetensors import safe_open
-
-    with safe_open(str(path), "pt") as f:
-        header = f.metadata() or {}
+    header = _sidecar_header(path)
     if header.get("fingerprint") != fingerprint(model):
         return {}, {}
     tensors = load_file(str(path))
     return {k: v.numpy() for k, v in tensors.items()}, json.loads(header.get("params", "{}"))
+
+
+def _sidecar_header(path: Path) -> dict[str, str]:
+    from safetensors import safe_open
+
+    with safe_open(str(path), "np") as f:
+        return f.metadata() or {}
 
 
 def pack_pngs(pngs: list[bytes]) -> dict[str, np.ndarray]:
@@ -121,14 +125,10 @@ def read_shipped_pngs(checkpoint: str | Path) -> tuple[str, list[bytes]] | None:
     path = sidecar_path(checkpoint)
     if not path.is_file():
         return None
-    from safetensors import safe_open
+    from safetensors.numpy import load_file as load_numpy
 
-    with safe_open(str(path), "np") as f:
-        owner = (f.metadata() or {}).get("fingerprint")
-        if owner is None or not {"thumbs_png", "thumbs_end"} <= set(f.keys()):
-            return None
-        pngs = shipped_pngs({key: f.get_tensor(key) for key in ("thumbs_png", "thumbs_end")})
-    return owner, pngs
+    owner, pngs = _sidecar_header(path).get("fingerprint"), shipped_pngs(load_numpy(str(path)))
+    return None if owner is None or pngs is None else (owner, pngs)
 
 
 def main(argv: list[str] | None = None) -> int:
