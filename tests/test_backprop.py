@@ -57,18 +57,28 @@ def test_loss_and_every_gradient_match_autograd(name):
         torch.testing.assert_close(step.grad_of(p), want, rtol=1e-4, atol=1e-4, msg=pname)
 
 
-def test_clamped_log_variances_get_no_gradient_like_autograd():
+def logvar_gradients(set_head) -> tuple[FlatStep, VAE, VAE]:
+    """(step, its model, the autograd twin) after one forward_backward and one autograd backward on
+    the same batch and eps, with set_head(m) applied to both models first."""
     config = CONFIGS["classic"]
     reference, model = twins(config)
     with torch.no_grad():
         for m in (reference, model):
-            m.to_logvar.bias[:2] = torch.tensor([30.0, -30.0])  # far outside LOGVAR_RANGE for every image
+            set_head(m)
     x = batch(config)
     torch.manual_seed(3)
     autograd_loss(reference, x).total.backward()
     step = FlatStep(model, lr=1e-3)
     torch.manual_seed(3)
     step.forward_backward(x.flatten(1))
+    return step, model, reference
+
+
+def test_clamped_log_variances_get_no_gradient_like_autograd():
+    def far_outside(m: VAE) -> None:  # far outside LOGVAR_RANGE for every image
+        m.to_logvar.bias[:2] = torch.tensor([30.0, -30.0])
+
+    step, model, reference = logvar_gradients(far_outside)
     assert step.grad_of(model.to_logvar.bias)[:2].abs().max() == 0
     torch.testing.assert_close(step.grad_of(model.to_logvar.weight), reference.to_logvar.weight.grad)
 
@@ -76,32 +86,18 @@ def test_clamped_log_variances_get_no_gradient_like_autograd():
 @pytest.mark.parametrize("bound", LOGVAR_RANGE)
 def test_a_log_variance_exactly_at_a_bound_gets_autograds_gradient(bound: float):
     """bfloat16 rounding makes a raw log-variance land exactly on a bound now and then; there the step
-    must do what clamp's autograd does (in this torch: no gradient at the bounds themselves)."""
-    config = CONFIGS["classic"]
-    reference, model = twins(config)
-    with torch.no_grad():
-        for m in (reference, model):
-            m.to_logvar.weight.zero_()
-            m.to_logvar.bias.fill_(bound)  # every raw log-variance is exactly the bound
-    x = batch(config)
-    torch.manual_seed(3)
-    autograd_loss(reference, x).total.backward()
-    step = FlatStep(model, lr=1e-3)
-    torch.manual_seed(3)
-    step.forward_backward(x.flatten(1))
-    torch.testing.assert_close(step.grad_of(model.to_logvar.bias), reference.to_logvar.bias.grad)
-    # and just inside the bound, a gradient that is not zero, the same as autograd's
+    must do what clamp's autograd does (in this torch: no gradient at the bounds themselves). Just
+    inside the bound, both give the same gradient, not zero."""
     inside = bound - 2.0**-10 if bound > 0 else bound + 2.0**-10
-    with torch.no_grad():
-        for m in (reference, model):
-            m.to_logvar.bias.fill_(inside)
-    reference.zero_grad()
-    torch.manual_seed(3)
-    autograd_loss(reference, x).total.backward()
-    torch.manual_seed(3)
-    step.forward_backward(x.flatten(1))
-    assert reference.to_logvar.bias.grad.abs().min() > 0
-    torch.testing.assert_close(step.grad_of(model.to_logvar.bias), reference.to_logvar.bias.grad)
+    for value in (bound, inside):
+
+        def every_raw_logvar_is(m: VAE, value: float = value) -> None:
+            m.to_logvar.weight.zero_()
+            m.to_logvar.bias.fill_(value)
+
+        step, model, reference = logvar_gradients(every_raw_logvar_is)
+        torch.testing.assert_close(step.grad_of(model.to_logvar.bias), reference.to_logvar.bias.grad)
+    assert reference.to_logvar.bias.grad.abs().min() > 0  # inside
 
 
 @pytest.mark.parametrize("name", ["classic", "autoencoder"])
