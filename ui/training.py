@@ -62,8 +62,10 @@ def describe_training(config: dict) -> str | None:
         line += " (a cosine schedule down to 0)"
     line += f", batches of {batch}" if batch is not None else ""
     line += f", seed {seed}" if seed is not None else ""
-    layers = {"fp32": "float32 layers", "bf16": "bfloat16 layers (weights and Adam in float32)"}
-    line += f", {layers[config['precision']]}" if config.get("precision") in layers else ""
+    precision = config.get("precision")
+    if precision in _PRECISION_NAMES:
+        line += f", {_PRECISION_NAMES[precision]} layers"
+        line += " (weights and Adam in float32)" if precision == "bf16" else ""
     return line + "."
 
 
