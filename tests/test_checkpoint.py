@@ -15,7 +15,7 @@ import torch
 from safetensors.torch import save as st_save
 
 from vae_core import VAE, CheckpointError, VAEConfig, checkpoint_bytes, load_checkpoint, save_checkpoint
-from vae_core.checkpoint import CHECKSUM_KEY, FORMAT, MAX_CHECKPOINT_BYTES
+from vae_core.checkpoint import CHECKSUM_KEY, FORMAT, MAX_CHECKPOINT_BYTES, read_checkpoint
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
@@ -491,3 +491,23 @@ def test_a_save_killed_half_way_leaves_the_previous_checkpoint_loadable(tmp_path
     os.utime(strays[0], (old, old))
     save_checkpoint(path, model, META)
     assert not list(tmp_path.glob(".model.safetensors.*.tmp"))
+
+
+def test_read_checkpoint_gives_what_load_checkpoint_gives_without_building_a_model(model):
+    """The torch-free reader the app's first page uses (ui/state.py): same config, metadata, weights."""
+    import numpy as np
+
+    data = checkpoint_bytes(model, META)
+    config, meta, weights = read_checkpoint(data)
+    loaded, loaded_meta = load_checkpoint(data)
+    assert config == loaded.config and meta == loaded_meta == META
+    state = loaded.state_dict()
+    assert weights.keys() == state.keys() and all(np.array_equal(weights[k], v.numpy()) for k, v in state.items())
+
+
+@pytest.mark.parametrize("case", [c for c, (_, message) in HOSTILE_FILES.items() if message == DAMAGED])
+def test_read_checkpoint_refuses_a_damaged_file_as_load_checkpoint_does(model, case):
+    source, fragment = HOSTILE_FILES[case]
+    with pytest.raises(CheckpointError) as err:
+        read_checkpoint(source(checkpoint_bytes(model, META), model))
+    assert fragment in str(err.value)

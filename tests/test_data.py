@@ -6,6 +6,7 @@ import gzip
 import struct
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 import torchvision.datasets
@@ -269,3 +270,17 @@ def test_real_mnist_reads_as_torchvision_reads_it(mnist_dir, mnist_test, tmp_pat
         plain.write_bytes(gzip.decompress(path.read_bytes()) if path.suffix == ".gz" else path.read_bytes())
         theirs = reader(str(plain))
         assert theirs.dtype == ours.dtype and torch.equal(theirs, ours)
+
+
+def test_local_labels_are_the_datasets_labels_read_without_torch(mnist_dir, monkeypatch):
+    """What the app's first page reads instead of the whole test split (ui/cache.py), for the bundled
+    copy and for a data folder; None where the split would be downloaded or is not an IDX set."""
+    from vae_core.data import read_local_labels
+
+    for folder in (mnist_dir, Path("/nonexistent")):  # VAE_DATA_DIR's files, then the bundled copy
+        monkeypatch.setenv("VAE_DATA_DIR", str(folder))
+        labels = read_local_labels("mnist", "test")
+        assert labels.dtype == np.int64 and np.array_equal(labels, load_dataset("mnist", "test").labels.numpy())
+    assert read_local_labels("mnist", "train") is None  # not on disk there: load_dataset would download it
+    assert read_local_labels("fashion-mnist", "test") is None
+    assert read_local_labels("digits", "test") is None and read_local_labels("idx", "test") is None

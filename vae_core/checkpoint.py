@@ -12,14 +12,18 @@ import struct
 import tempfile
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import torch
 from safetensors import SafetensorError
-from safetensors.torch import load as st_load
-from safetensors.torch import save as st_save
 
+from .config import VAEConfig
 from .errors import CheckpointError, ConfigError
-from .model import VAE, VAEConfig
+
+if TYPE_CHECKING:
+    import numpy as np
+    import torch
+
+    from .model import VAE
 
 __all__ = [
     "FORMAT",
@@ -28,6 +32,7 @@ __all__ = [
     "save_checkpoint",
     "check_writable",
     "load_checkpoint",
+    "read_checkpoint",
     "parse_metadata",
 ]
 
@@ -51,6 +56,9 @@ RESAVE = f"re-download it, or re-save it with {SAVE_HINT}"
 
 def checkpoint_bytes(model: VAE, meta: dict | None = None) -> bytes:
     """The checkpoint file's bytes (for downloads), refusing non-finite weights."""
+    import torch
+    from safetensors.torch import save as st_save
+
     tensors = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
     if not all(torch.isfinite(t).all() for t in tensors.values()):
         raise CheckpointError(
@@ -132,10 +140,11 @@ def check_writable(path: str | os.PathLike) -> None:
 
 def load_checkpoint(source: str | os.PathLike | bytes) -> tuple[VAE, dict]:
     """Load a path or the bytes of an upload; return (model in eval mode, metadata dict)."""
-    data = _read_capped(source)
-    header = _parse_header(data)
-    _verify_checksum(header, data)  # first: a damaged file gets this message, not whatever broke in it
-    config, meta = parse_metadata(header.get("__metadata__"))
+    from safetensors.torch import load as st_load
+
+    from .model import VAE
+
+    data, config, meta = _open(source)
     try:
         tensors = st_load(data)
     except (SafetensorError, RuntimeError, ValueError) as exc:
@@ -144,6 +153,29 @@ def load_checkpoint(source: str | os.PathLike | bytes) -> tuple[VAE, dict]:
     _check_tensors(model, tensors)
     model.load_state_dict(tensors, strict=True)
     return model.eval(), meta
+
+
+def read_checkpoint(source: str | os.PathLike | bytes) -> tuple[VAEConfig, dict, dict[str, np.ndarray]]:
+    """(config, metadata, weights as NumPy arrays by name) of a sealed checkpoint, without PyTorch: what
+    the app's first page of a bundled model needs (ui/state.py). The size, framing, checksum and
+    metadata are checked as in load_checkpoint, but not the tensors' names, shapes and values: those
+    checks need the model, so a file from elsewhere (an upload) goes through load_checkpoint."""
+    from safetensors.numpy import load as np_load
+
+    data, config, meta = _open(source)
+    try:
+        return config, meta, np_load(data)
+    except (SafetensorError, ValueError) as exc:
+        raise CheckpointError(f"the file is damaged: its tensors cannot be read ({exc}); {RESAVE}") from exc
+
+
+def _open(source: str | os.PathLike | bytes) -> tuple[bytes, VAEConfig, dict]:
+    """The file's bytes, once its size, framing and checksum are checked, and its config and metadata."""
+    data = _read_capped(source)
+    header = _parse_header(data)
+    _verify_checksum(header, data)  # first: a damaged file gets this message, not whatever broke in it
+    config, meta = parse_metadata(header.get("__metadata__"))
+    return data, config, meta
 
 
 def _read_capped(source: str | os.PathLike | bytes) -> bytes:
@@ -312,5 +344,5 @@ def _check_tensors(model: VAE, tensors: dict[str, torch.Tensor]) -> None:
                 f"tensor {name} is {t.dtype} {tuple(t.shape)}; expected {ref.dtype} {tuple(ref.shape)}; "
                 + CHOOSE_ANOTHER
             )
-        if not torch.isfinite(t).all():
+        if not t.isfinite().all():
             raise CheckpointError(f"tensor {name} holds NaN or infinite values; {CHOOSE_ANOTHER}")

@@ -8,11 +8,14 @@ import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
 
 from .errors import CorruptDatasetError, DatasetError, DatasetNotFoundError
+
+if TYPE_CHECKING:
+    import torch
 
 __all__ = [
     "Dataset",
@@ -20,6 +23,7 @@ __all__ = [
     "BUNDLED_DATA_DIR",
     "load_dataset",
     "read_idx_folder",
+    "read_local_labels",
     "default_data_dir",
 ]
 
@@ -103,6 +107,7 @@ def load_dataset(name: str, split: str = "train", data_dir: str | Path | None = 
 
 
 def _load_digits(split: str) -> Dataset:
+    import torch
     from sklearn.datasets import load_digits
 
     bunch = load_digits()
@@ -116,14 +121,39 @@ def _load_digits(split: str) -> Dataset:
 
 def _load_torchvision_set(name: str, split: str, data_dir: Path) -> Dataset:
     tv_name, class_names = _TORCHVISION_SETS[name]
+    folder = _local_folder(name, split, data_dir)
+    if folder is not None:
+        return read_idx_folder(folder, split, name=name, class_names=class_names)
+    _download(tv_name, data_dir, split)
+    return read_idx_folder(data_dir / tv_name / "raw", split, name=name, class_names=class_names)
+
+
+def _local_folder(name: str, split: str, data_dir: Path) -> Path | None:
+    """The folder load_dataset reads a torchvision set's split from when it is already on disk."""
+    tv_name = _TORCHVISION_SETS[name][0]
     candidates = [data_dir, data_dir / name, data_dir / tv_name / "raw"]
     if name == "mnist" and split == "test":
         candidates.append(BUNDLED_DATA_DIR)
     for folder in candidates:
         if _find_idx(folder, split, "images") and _find_idx(folder, split, "labels"):
-            return read_idx_folder(folder, split, name=name, class_names=class_names)
-    _download(tv_name, data_dir, split)
-    return read_idx_folder(data_dir / tv_name / "raw", split, name=name, class_names=class_names)
+            return folder
+    return None
+
+
+def read_local_labels(name: str, split: str = "test") -> np.ndarray | None:
+    """The labels load_dataset(name, split) would give (int64), read without PyTorch, or None when the
+    split is not on disk as IDX files (it would be downloaded) or is not an IDX set (digits, idx).
+
+    For the app's first page of a bundled model, which needs the classes of the test digits and
+    nothing else of the data set (ui/cache.py)."""
+    if name not in _TORCHVISION_SETS or split not in _PREFIX:
+        return None
+    folder = _local_folder(name, split, default_data_dir())
+    if folder is None:
+        return None
+    labels = _read_idx_array(_find_idx(folder, split, "labels"), "labels")
+    _check_labels(labels, _TORCHVISION_SETS[name][1], _find_idx(folder, split, "labels"))
+    return labels
 
 
 def _download(tv_name: str, data_dir: Path, split: str) -> None:
@@ -198,12 +228,22 @@ def read_idx_folder(folder: str | Path, split: str, name: str = "idx", class_nam
             f"holds {len(labels)} labels; re-copy both files"
         )
     names = class_names or DIGIT_NAMES
-    if len(labels) and (labels.min() < 0 or labels.max() >= len(names)):
-        raise CorruptDatasetError(f"{paths['labels'].name} has labels outside 0-{len(names) - 1}")
+    _check_labels(labels, names, paths["labels"])
     return Dataset(name, images, labels, list(names), split)
 
 
+def _check_labels(labels, names: list[str], path: Path) -> None:
+    if len(labels) and (labels.min() < 0 or labels.max() >= len(names)):
+        raise CorruptDatasetError(f"{path.name} has labels outside 0-{len(names) - 1}")
+
+
 def _read_idx(path: Path, kind: str) -> torch.Tensor:
+    import torch
+
+    return torch.from_numpy(_read_idx_array(path, kind))
+
+
+def _read_idx_array(path: Path, kind: str) -> np.ndarray:
     """An IDX file of unsigned bytes: magic number, one big-endian uint32 per dimension, the data.
 
     Read here rather than with torchvision's reader: importing torchvision costs about 2.4 s of CPU
@@ -223,8 +263,8 @@ def _read_idx(path: Path, kind: str) -> torch.Tensor:
         raise CorruptDatasetError(
             f"{path} is truncated or corrupt ({len(raw)} bytes where its header {dims} means {expected}); re-copy it"
         )
-    values = torch.from_numpy(np.frombuffer(raw, dtype=np.uint8, offset=header).reshape(dims).copy())
-    return values if kind == "images" else values.long()  # labels index class names: int64, as in torchvision
+    values = np.frombuffer(raw, dtype=np.uint8, offset=header).reshape(dims)
+    return values.copy() if kind == "images" else values.astype(np.int64)  # labels: int64, as in torchvision
 
 
 def _read_bytes(path: Path) -> bytes:

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import numpy as np
 import torch
 
 from .data import Dataset
 from .errors import ConfigError
 from .model import VAE
+from .subset import subset_indices  # noqa: F401 (re-exported: it was defined here)
 
 __all__ = [
     "encode_dataset",
@@ -22,13 +22,6 @@ __all__ = [
 
 INTERPOLATION_MODES = ("linear", "slerp")
 BATCH = 2000  # images per forward pass when encoding or decoding many
-SUBSET_SEED = 0  # the same test points for every projection and page
-
-
-def subset_indices(n_total: int, n: int) -> np.ndarray:
-    """A fixed, seeded choice of n test indices (sorted), the same whatever the model or projection."""
-    order = np.random.default_rng(SUBSET_SEED).permutation(n_total)
-    return np.sort(order[: min(n, n_total)])
 
 
 def tooltip_pngs(model: VAE, images: torch.Tensor, mu: torch.Tensor) -> list[bytes]:

@@ -16,19 +16,22 @@ import json
 import sys
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
-from safetensors.torch import load_file, save_file
+from safetensors.numpy import load_file, save_file
 
-from .data import load_dataset
-from .latents import encode_dataset, subset_indices, tooltip_pngs
-from .model import VAE
+from .config import VAEConfig
 from .projection import fit_projection
+from .subset import subset_indices
+
+if TYPE_CHECKING:
+    from .model import VAE
 
 __all__ = [
     "PRECOMPUTED_METHODS",
     "fingerprint",
+    "fingerprint_arrays",
     "sidecar_path",
     "compute",
     "load_precomputed",
@@ -46,10 +49,15 @@ TOOLTIP_POINTS = 2000  # the latent page's default number of points (ui/views.py
 
 def fingerprint(model: VAE) -> str:
     """A hash of the config and weights: changes whenever the model does."""
-    digest = hashlib.sha256(repr(model.config).encode())
-    for name, tensor in sorted(model.state_dict().items()):
+    return fingerprint_arrays(model.config, {k: v.detach().cpu().numpy() for k, v in model.state_dict().items()})
+
+
+def fingerprint_arrays(config: VAEConfig, weights: dict[str, np.ndarray]) -> str:
+    """fingerprint() of the model with this config and these weights (a checkpoint read without torch)."""
+    digest = hashlib.sha256(repr(config).encode())
+    for name, array in sorted(weights.items()):
         digest.update(name.encode())
-        digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
+        digest.update(np.ascontiguousarray(array).tobytes())
     return digest.hexdigest()[:16]
 
 
@@ -83,17 +91,16 @@ def load_latents(checkpoint: str | Path, model: VAE) -> tuple[np.ndarray, np.nda
     return tensors["mu"], tensors["logvar"]
 
 
-def load_sidecar(checkpoint: str | Path, model: VAE) -> tuple[dict[str, np.ndarray], dict[str, dict]]:
+def load_sidecar(checkpoint: str | Path, model: VAE | str) -> tuple[dict[str, np.ndarray], dict[str, dict]]:
     """Everything the sidecar ships (coordinates by method, "mu", "logvar") and the methods' parameters,
-    if it exists and belongs to this very model, else empty dicts: one read and one fingerprint."""
+    if it exists and belongs to this very model (or the model with this fingerprint), else empty dicts."""
     path = sidecar_path(checkpoint)
     if not path.is_file():
         return {}, {}
     header = _sidecar_header(path)
-    if header.get("fingerprint") != fingerprint(model):
+    if header.get("fingerprint") != (model if isinstance(model, str) else fingerprint(model)):
         return {}, {}
-    tensors = load_file(str(path))
-    return {k: v.numpy() for k, v in tensors.items()}, json.loads(header.get("params", "{}"))
+    return load_file(str(path)), json.loads(header.get("params", "{}"))
 
 
 def _sidecar_header(path: Path) -> dict[str, str]:
@@ -125,16 +132,18 @@ def read_shipped_pngs(checkpoint: str | Path) -> tuple[str, list[bytes]] | None:
     path = sidecar_path(checkpoint)
     if not path.is_file():
         return None
-    from safetensors.numpy import load_file as load_numpy
-
-    owner, pngs = _sidecar_header(path).get("fingerprint"), shipped_pngs(load_numpy(str(path)))
+    owner, pngs = _sidecar_header(path).get("fingerprint"), shipped_pngs(load_file(str(path)))
     return None if owner is None or pngs is None else (owner, pngs)
 
 
 def main(argv: list[str] | None = None) -> int:
     import argparse
 
+    import torch
+
     from .checkpoint import load_checkpoint
+    from .data import load_dataset
+    from .latents import encode_dataset, tooltip_pngs
 
     parser = argparse.ArgumentParser(prog="python -m vae_core.precompute", description=__doc__.split("\n")[0])
     parser.add_argument("checkpoints", nargs="+", help="bundled .safetensors models")
@@ -161,7 +170,7 @@ def main(argv: list[str] | None = None) -> int:
         out = sidecar_path(checkpoint)
         out.parent.mkdir(parents=True, exist_ok=True)
         header = {"fingerprint": fingerprint(model), "params": json.dumps(used)}
-        save_file({k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in coords.items()}, str(out), header)
+        save_file({k: np.ascontiguousarray(v) for k, v in coords.items()}, str(out), header)
         print(json.dumps({"out": str(out), "points": int(len(coords["mu"])), "params": used}))
     return 0
 
