@@ -1,43 +1,61 @@
 """latent-lab: what a variational autoencoder learns, on four pages. Run: streamlit run app.py
 
 `streamlit run app.py` imports this file once to find `app`: an st.App whose lifespan starts importing
-the heavy packages at server start (ui/preload.py), with a route for the bundled models' hover images
-(ui/thumbs.py). It then runs this file as the script of every visit, where `__name__ == "__main__"`:
-page config, navigation, the shared sidebar, the page.
+the packages the pages need at server start, in two phases, the second (torch) on demand (ui/preload.py),
+with a route for the bundled models' hover images (ui/thumbs.py). It then runs this file as the script
+of every visit, where `__name__ == "__main__"`: page config, navigation, the shared sidebar, the page.
 """
 
 import streamlit as st
 
 from ui import preload, thumbs
 
+# (file, title, icon, URL path); the first is the start page, at the root URL
+PAGES = (
+    ("pages/home.py", "Start here", ":material/explore:", ""),
+    ("pages/train.py", "Train or load a model", ":material/model_training:", "train"),
+    ("pages/latent.py", "Latent space", ":material/scatter_plot:", "latent"),
+    ("pages/samples.py", "Random samples", ":material/casino:", "samples"),
+    ("pages/interpolate.py", "Interpolation", ":material/swap_horiz:", "interpolate"),
+    ("pages/compare.py", "VAE vs autoencoder", ":material/compare:", "compare"),
+    ("pages/digit.py", "Your own digit", ":material/draw:", "digit"),
+    ("pages/dimensions.py", "Latent dimensions", ":material/tune:", "dimensions"),
+)
+LIGHT_PAGES = ("", "latent")  # pages drawn without torch for a bundled MNIST model (ui/preload.py)
+
 if __name__ != "__main__":  # imported by `streamlit run` to start the server
-    app = st.App("app.py", lifespan=preload.lifespan, routes=thumbs.routes())
+    from starlette.middleware import Middleware
+
+    heavy = frozenset(url for *_, url in PAGES) - set(LIGHT_PAGES)
+    app = st.App(
+        "app.py",
+        lifespan=preload.lifespan,
+        routes=thumbs.routes(),
+        middleware=[Middleware(preload.HurryFor, pages=heavy)],
+    )
 else:  # a visit (or AppTest)
     st.set_page_config(page_title="latent-lab: what a VAE learns", page_icon=":material/explore:", layout="wide")
-    pages = [
-        st.Page("pages/home.py", title="Start here", icon=":material/explore:", default=True),
-        st.Page("pages/train.py", title="Train or load a model", icon=":material/model_training:", url_path="train"),
-        st.Page("pages/latent.py", title="Latent space", icon=":material/scatter_plot:", url_path="latent"),
-        st.Page("pages/samples.py", title="Random samples", icon=":material/casino:", url_path="samples"),
-        st.Page("pages/interpolate.py", title="Interpolation", icon=":material/swap_horiz:", url_path="interpolate"),
-        st.Page("pages/compare.py", title="VAE vs autoencoder", icon=":material/compare:", url_path="compare"),
-        st.Page("pages/digit.py", title="Your own digit", icon=":material/draw:", url_path="digit"),
-        st.Page("pages/dimensions.py", title="Latent dimensions", icon=":material/tune:", url_path="dimensions"),
-    ]
+    pages = [st.Page(f, title=t, icon=i, url_path=u or None, default=not u) for f, t, i, u in PAGES]
     pg = st.navigation(pages)  # before the wait below: the sidebar lists the pages by title at once
 
     # The first visit after a server start waits here for the imports (a second or two). Meanwhile it
     # says so, and the browser fetches and compiles Streamlit's chart renderer (Vega: 0.8 MB of
     # JavaScript, otherwise loaded with the first chart) for a 1-pixel chart that needs no data.
-    # The placeholder is made on every run, not only while waiting, so that the page's elements keep
-    # their places from the first run to the next: Streamlit's front end rebuilds an element whose
-    # place changed, and a rebuilt chart loses what the reader did in it (ui/switch_view.py).
+    # The start page and the latent page wait only for the preload's light phase: neither needs torch
+    # for a bundled MNIST model, and anything on them that does waits for the rest (ui.state.engine()).
+    # They fetch the renderer the same way, from the foot of the sidebar, where its loading skeleton
+    # moves nothing. The placeholders are made on every run, not only while waiting, so that the page's
+    # elements keep their places from the first run to the next: Streamlit's front end rebuilds an
+    # element whose place changed, and a rebuilt chart loses what the reader did in it (ui/switch_view.py).
+    RENDERER = {"mark": "point", "width": 1, "height": 1}
     waiting = st.empty()
-    if preload.pending():
+    preload.wait_light()  # never import a module at the same time as the preload thread
+    light = pg.url_path in LIGHT_PAGES
+    if not light and preload.pending():
         with waiting.container():
             st.caption("Starting up: loading PyTorch and the models (only the first visit after a restart)…")
-            st.vega_lite_chart({"mark": "point", "width": 1, "height": 1})
-    preload.wait()  # never import torch & co. at the same time as the preload thread
+            st.vega_lite_chart(RENDERER)
+        preload.wait()
     waiting.empty()
 
     from ui import shell, sidebar, warmup
@@ -46,6 +64,9 @@ else:  # a visit (or AppTest)
     try:
         with shell.app_run():
             sidebar.render()
+            fetching = st.sidebar.empty()
+            if preload.pending():
+                fetching.vega_lite_chart(RENDERER)
             pg.run()
     finally:
         warmup.start_background_warmup()  # after the first page is drawn: it must not slow that page down

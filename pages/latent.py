@@ -18,9 +18,9 @@ st.markdown(
 teaching.expander()
 
 entry = state.current()
-views.require_test_data(entry)
+views.require_test_labels(entry)  # not the images: a bundled model's sidecar ships what this page shows
 method = st.session_state.get(state.PROJECTION, "raw")
-z_dim = entry.model.config.latent_dim
+z_dim = entry.config.latent_dim
 left, right = st.columns([3, 1.2])
 latent_view.restore_url(z_dim)
 with right:

@@ -6,6 +6,9 @@ import base64
 import hashlib
 import io
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -18,7 +21,8 @@ from streamlit.testing.v1 import AppTest
 
 from vae_core.latents import sample_prior
 
-APP = str(Path(__file__).resolve().parent.parent / "app.py")
+ROOT = Path(__file__).resolve().parent.parent
+APP = str(ROOT / "app.py")
 TIMEOUT = 180  # the first t-SNE / UMAP call pays for imports and numba compilation
 POINTS = 200  # small inputs keep each test a few seconds
 
@@ -365,13 +369,54 @@ def test_the_buttons_choice_becomes_the_sessions_projection(monkeypatch) -> None
 
 
 def test_a_bundled_models_page_uses_its_shipped_latents_and_runs_no_encoder(monkeypatch) -> None:
+    import vae_core.latents
     from ui import cache
 
     def no_encoder(*_args, **_kwargs):
         raise AssertionError("the encoder ran over the test split of a bundled model")
 
-    monkeypatch.setattr(cache, "encode_dataset", no_encoder)
+    monkeypatch.setattr(vae_core.latents, "encode_dataset", no_encoder)  # ui/cache.py imports it when called
     cache.latents.clear()  # earlier tests may have cached these latents
     at = open_latent({"model": "mnist-vae-z2", "projection": "raw"})
     assert_clean(at)
     assert len(shown_scatter(at)[1]) == POINTS
+
+
+def test_a_bundled_models_latent_page_is_drawn_without_torch_or_the_projection_libraries() -> None:
+    """The server draws this page (and the start page) before its preload has imported torch and the
+    rest (ui/preload.py): in a fresh interpreter where importing any of those fails, the page runs clean
+    for each shipped projection, with every shipped layout of the default 2,000 points, their classes
+    and their hover images' links."""
+    code = (
+        "import json, sys\n"
+        "for name in ('torch', 'torchvision', 'sklearn', 'openTSNE', 'umap', 'altair', 'PIL'):\n"
+        "    sys.modules[name] = None  # importing it now raises ImportError: all come with the heavy phase\n"
+        "import pyarrow as pa\n"
+        "from streamlit.testing.v1 import AppTest\n"
+        f"home = AppTest.from_file({APP!r}, default_timeout=120).run()  # the start page, which is light too\n"
+        "print(json.dumps([e.value for e in [*home.exception, *home.error]] + [t.value for t in home.title]))\n"
+        "out = []\n"
+        "for model, projection in (('mnist-vae-z2', 'raw'), ('mnist-vae-z20', 'tsne'), ('mnist-vae-z20', 'umap')):\n"
+        f"    at = AppTest.from_file({APP!r}, default_timeout=120)\n"
+        "    at.query_params['model'], at.query_params['projection'] = model, projection\n"
+        "    at.switch_page('pages/latent.py')\n"
+        "    at.run()\n"
+        "    data = pa.ipc.open_stream(at.get('vega_lite_chart')[0].proto.datasets[0].data.data).read_all()\n"
+        "    out.append({'problems': [e.value for e in [*at.exception, *at.error]], 'title': at.title[0].value,\n"
+        "                'columns': data.column_names, 'rows': data.num_rows,\n"
+        "                'classes': sorted(set(data['class'].to_pylist())), 'image': data['image'][0].as_py()})\n"
+        "print(json.dumps(out))\n"
+    )
+    env = {**os.environ, "LATENT_LAB_WARMUP": "0"}
+    proc = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True, timeout=300, check=False
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    *_, home, latent = proc.stdout.strip().splitlines()
+    assert json.loads(home) == ["latent-lab: what does a VAE learn?"]
+    pages = json.loads(latent)
+    for page, model in zip(pages, ("mnist-vae-z2", "mnist-vae-z20", "mnist-vae-z20"), strict=True):
+        assert page["problems"] == [] and page["title"] == "Latent space", page
+        assert page["rows"] == 2000 and page["classes"] == [str(d) for d in range(10)]
+        assert {f"{a}_{m}" for a in "xy" for m in ("raw", "pca", "tsne", "umap")} <= set(page["columns"])
+        assert page["image"].startswith(f"api/thumbs/{model}/")

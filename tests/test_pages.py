@@ -247,17 +247,18 @@ def test_page_offers_a_link_to_this_view(page: str, query: str) -> None:
 @pytest.fixture
 def no_training_set(monkeypatch):
     """The training set cannot be had here: ui.cache falls back to the test split for the nearest images."""
+    import vae_core.data
     from ui import cache
     from vae_core import DatasetNotFoundError
 
-    real = cache.load_dataset
+    real = vae_core.data.load_dataset
 
     def test_split_only(name: str, split: str = "train", *args, **kwargs):
         if split == "train":
             raise DatasetNotFoundError("no training set on this machine")
         return real(name, split, *args, **kwargs)
 
-    monkeypatch.setattr(cache, "load_dataset", test_split_only)
+    monkeypatch.setattr(vae_core.data, "load_dataset", test_split_only)  # ui/cache.py imports it when called
     cache.train_images.clear()  # a training set cached by an earlier test would hide the fallback
     yield
     cache.train_images.clear()

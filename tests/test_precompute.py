@@ -39,6 +39,21 @@ def test_shipped_coordinates_match_their_model(model_id: str) -> None:
     np.testing.assert_allclose(coords["pca"], project(mu.numpy(), "pca"), atol=1e-3)
 
 
+@pytest.mark.parametrize("model_id", list(bundled_model_paths()))
+def test_the_fingerprint_read_without_torch_is_the_models(model_id: str) -> None:
+    """The app names a bundled model, and checks its sidecar, from the file alone (ui/state.py)."""
+    from vae_core.checkpoint import read_checkpoint
+    from vae_core.precompute import _sidecar_header, fingerprint_arrays
+
+    path = bundled_model_paths()[model_id]
+    config, meta, weights = read_checkpoint(path)
+    model, loaded_meta = load_checkpoint(path)
+    assert config == model.config and meta == loaded_meta
+    assert fingerprint_arrays(config, weights) == fingerprint(model)
+    if sidecar_path(path).is_file():
+        assert _sidecar_header(sidecar_path(path))["fingerprint"] == fingerprint(model)
+
+
 def test_coordinates_of_another_model_are_ignored() -> None:
     path = bundled_model_paths()[PROJECTED[0]]
     model, _ = load_checkpoint(path)
@@ -143,16 +158,17 @@ def test_png_files_survive_packing_into_arrays() -> None:
 
 
 def test_a_bundled_model_serves_its_shipped_hover_images_and_computes_other_subsets(monkeypatch) -> None:
+    import vae_core.latents
     from ui import cache, state, thumbs
 
     calls = []
-    real = cache.tooltip_pngs
+    real = vae_core.latents.tooltip_pngs
 
     def counting(*args):
         calls.append(len(args[1]))
         return real(*args)
 
-    monkeypatch.setattr(cache, "tooltip_pngs", counting)
+    monkeypatch.setattr(vae_core.latents, "tooltip_pngs", counting)  # ui/cache.py imports it when called
     entry = state.get_entry("mnist-vae-z2")
     links = cache.thumbnails.__wrapped__(entry.fingerprint, entry, 2000)
     version = thumbs.shipped("mnist-vae-z2").version
@@ -211,7 +227,7 @@ def test_the_route_serves_only_the_shipped_images_of_the_current_version() -> No
 def test_the_route_answers_503_while_the_server_is_starting(monkeypatch) -> None:
     from ui import preload, thumbs
 
-    monkeypatch.setattr(preload, "pending", lambda: True)
+    monkeypatch.setattr(preload, "light_pending", lambda: True)  # its images need no torch: not `pending`
     version = thumbs.shipped("mnist-vae-z2").version
     (route,) = thumbs.routes()
     _, child = route.matches({"type": "http", "path": f"/api/thumbs/mnist-vae-z2/{version}/0.png", "method": "GET"})

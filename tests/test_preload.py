@@ -51,8 +51,33 @@ def test_lifespan_imports_torch_in_the_background_and_wait_returns_after():
     entered, has_torch, has_altair, busy, still_busy = out.stdout.split()
     assert float(entered) < 0.5, "the lifespan must not block the server's start"
     assert has_torch == "True"
-    assert has_altair == "False", "no module of the first page imports Altair at import time (vae_core/charts.py)"
+    assert has_altair == "True", "imported for the other pages and before ui/warmup.py's thread starts"
     assert (busy, still_busy) == ("True", "False"), "pending() is what app.py shows the renderer warm-up by"
+
+
+def test_the_light_phase_imports_no_torch_and_ends_before_torch_is_imported(monkeypatch):
+    """In a fresh interpreter, the light modules load without torch (nor Altair, PIL, scikit-learn);
+    and the preload marks its light phase over before it asks for torch."""
+    code = (
+        "import importlib, sys\n"
+        "from ui import preload\n"
+        "for name in preload.LIGHT_MODULES:\n"
+        "    importlib.import_module(name)\n"
+        "print(sorted(m for m in ('torch', 'altair', 'PIL', 'sklearn', 'torchvision') if m in sys.modules))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "[]"
+
+    seen = []
+    monkeypatch.setattr(preload, "_light", type(preload._light)())
+    monkeypatch.setattr(preload, "_done", type(preload._done)())
+    monkeypatch.setattr(preload, "HEAVY_DELAY_S", 0.0)
+    monkeypatch.setattr(preload, "_import", lambda name: seen.append((name, preload._light.is_set())))
+    preload._import_all()
+    light = [name for name, after in seen if not after]
+    assert light == list(preload.LIGHT_MODULES)
+    assert ("torch", True) in seen and preload._done.is_set()
 
 
 def test_wait_returns_at_once_without_a_preload():
@@ -73,3 +98,59 @@ def test_malloc_arenas_can_be_capped_on_linux():
     if not sys.platform.startswith("linux"):
         return
     assert preload.limit_arenas(), "glibc's mallopt(M_ARENA_MAX) should be callable on Linux"
+
+
+def test_the_heavy_phase_waits_until_a_script_run_needs_it(monkeypatch):
+    """The first latent page is drawn while torch is not being imported; a run that needs torch (or
+    HEAVY_DELAY_S) starts it. The warm-up thread's wait does not."""
+    import threading
+
+    seen = []
+    for name in ("_light", "_done", "_wanted", "_started"):
+        monkeypatch.setattr(preload, name, threading.Event())
+    monkeypatch.setattr(preload, "HEAVY_DELAY_S", 60.0)
+    monkeypatch.setattr(preload, "_import", seen.append)
+    preload._started.set()
+    thread = threading.Thread(target=preload._import_all, daemon=True)
+    thread.start()
+    preload.wait_light()
+    preload.wait(timeout_s=0.3, hurry=False)
+    assert seen == list(preload.LIGHT_MODULES) and preload.pending() and not preload.light_pending()
+    preload.wait(timeout_s=10)
+    assert seen == list(preload.FIRST_PAGE_MODULES) and not preload.pending()
+    thread.join(10)
+
+
+def test_a_request_for_a_page_that_needs_torch_starts_the_heavy_phase(monkeypatch):
+    """While the browser loads the front end (before any script run), by the page's URL only."""
+    import asyncio
+    import threading
+
+    calls = []
+
+    async def inner(scope, receive, send):
+        calls.append(scope["path"])
+
+    hurry = preload.HurryFor(inner, pages=frozenset({"samples", "train"}))
+    for path, hurried in (
+        ("/", False),
+        ("/latent", False),
+        ("/static/js/index.js", False),
+        ("/_stcore/health", False),
+        ("/api/thumbs/mnist-vae-z2/abc/7.png", False),
+        ("/samples", True),
+        ("/demo/train/", True),  # under a base URL path
+    ):
+        monkeypatch.setattr(preload, "_wanted", threading.Event())
+        asyncio.run(hurry({"type": "http", "path": path}, None, None))
+        assert preload._wanted.is_set() == hurried, path
+    assert len(calls) == 7, "every request goes on to the app"
+
+
+def test_the_server_hurries_for_every_page_but_the_light_ones():
+    import app
+
+    urls = {url for *_, url in app.PAGES}
+    assert set(app.LIGHT_PAGES) == {"", "latent"} <= urls and all((ROOT / f).is_file() for f, *_ in app.PAGES)
+    (hurry,) = [m for m in app.app._user_middleware if m.cls is preload.HurryFor]
+    assert hurry.kwargs["pages"] == urls - {"", "latent"}

@@ -2,19 +2,25 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 import streamlit as st
-import torch
 
-from vae_core import Dataset, LatentLabError, evaluate, load_dataset
-from vae_core.analysis import nearest_rows
 from vae_core.bundled import bundled_model_paths
-from vae_core.latents import decode, encode_dataset, subset_indices, tooltip_pngs
+from vae_core.data import read_local_labels
+from vae_core.errors import LatentLabError
 from vae_core.precompute import PRECOMPUTED_METHODS, load_sidecar
 from vae_core.projection import Projection, fit_projection, pca_variance_ratio
+from vae_core.subset import subset_indices
 
 from . import thumbs
-from .state import ModelEntry
+from .state import ModelEntry, engine
+
+if TYPE_CHECKING:  # the rest of vae_core imports torch: see state.engine()
+    import torch
+
+    from vae_core import Dataset
 
 CACHE_TTL_S = 3600  # derived arrays expire after an hour unused
 MAX_ENTRIES = 32  # per cached function: bounds server memory with many visitors
@@ -24,6 +30,9 @@ TRAINING_SET = "training set"  # train_images' source when it searched the real 
 @st.cache_resource(show_spinner="Loading test images…")
 def test_set(dataset: str) -> Dataset:
     """The test split of a data set (read-only, shared). Offline, MNIST comes from the bundled files."""
+    engine()
+    from vae_core.data import load_dataset
+
     return load_dataset(dataset, "test")
 
 
@@ -32,20 +41,43 @@ def test_split(entry: ModelEntry) -> Dataset:
     return entry.test_data if entry.test_data is not None else test_set(entry.dataset)
 
 
+def test_labels(entry: ModelEntry) -> np.ndarray:
+    """The classes of test_split(entry), (N,) int64. Read from the IDX file alone when the data set's
+    test split is on disk (no PyTorch, no images: a bundled model's first scatter needs only these)."""
+    if entry.test_data is None:
+        labels = _local_test_labels(entry.dataset)
+        if labels is not None:
+            return labels
+    return test_split(entry).labels.numpy()
+
+
+@st.cache_resource(show_spinner=False)
+def _local_test_labels(dataset: str) -> np.ndarray | None:
+    labels = read_local_labels(dataset, "test")
+    if labels is not None:
+        labels.flags.writeable = False  # shared by every visitor
+    return labels
+
+
 @st.cache_data(ttl=CACHE_TTL_S, max_entries=MAX_ENTRIES, show_spinner="Encoding the test split…")
 def latents(fingerprint: str, _entry: ModelEntry) -> tuple[np.ndarray, np.ndarray]:
     """(mu, logvar) of the whole test split, (N, Z) each: shipped with a bundled model, else encoded."""
-    data = test_split(_entry)
     shipped = precomputed(_entry.id, fingerprint, _entry) if _entry.source == "bundled" else {}
-    if "mu" in shipped and "logvar" in shipped and len(shipped["mu"]) == len(data):
+    if "mu" in shipped and "logvar" in shipped and len(shipped["mu"]) == len(test_labels(_entry)):
         return shipped["mu"], shipped["logvar"]
-    mu, logvar = encode_dataset(_entry.model, data)
+    engine()
+    from vae_core.latents import encode_dataset
+
+    mu, logvar = encode_dataset(_entry.model, test_split(_entry))
     return mu.numpy(), logvar.numpy()
 
 
 @st.cache_data(ttl=CACHE_TTL_S, max_entries=MAX_ENTRIES, show_spinner="Computing the test loss…")
 def test_loss(fingerprint: str, _entry: ModelEntry) -> dict[str, float]:
     """The model's loss on its test split now: {"recon", "kl", "loss"}, nats per image."""
+    engine()
+    from vae_core.train import evaluate
+
     return evaluate(_entry.model, test_split(_entry).as_float())
 
 
@@ -53,7 +85,7 @@ def test_loss(fingerprint: str, _entry: ModelEntry) -> dict[str, float]:
 def precomputed(model_id: str, fingerprint: str, _entry: ModelEntry) -> dict[str, np.ndarray]:
     """What a bundled model ships for its whole test split, read once: PCA / t-SNE / UMAP coordinates
     by method, and "mu" and "logvar" (empty if stale). Not its hover images: ui/thumbs.py holds those."""
-    shipped, _ = load_sidecar(bundled_model_paths()[model_id], _entry.model)
+    shipped, _ = load_sidecar(bundled_model_paths()[model_id], _entry.weights_hash)
     return {key: value for key, value in shipped.items() if not key.startswith("thumbs_")}
 
 
@@ -80,6 +112,8 @@ def projection(
             fitted = dict(params, precomputed=True, explained_variance_ratio=pca_variance_ratio(mu))
             return Projection(method, shipped[method][idx], fitted, mu[idx], _pca_map(shipped.get("mu", mu)))
         return Projection(method, shipped[method][idx], dict(params, precomputed=True), mu[idx])  # by neighbours
+    if method != "raw":
+        engine()  # scikit-learn, openTSNE or UMAP: never imported beside the preload (the caller has a spinner)
     return fit_projection(mu[idx], method, **dict(params))
 
 
@@ -101,7 +135,7 @@ def has_shipped(entry: ModelEntry, method: str, params: tuple) -> bool:
     if entry.source != "bundled" or dict(params) != PRECOMPUTED_METHODS.get(method):
         return False
     shipped = precomputed(entry.id, entry.fingerprint, entry).get(method)
-    return shipped is not None and len(shipped) == len(test_split(entry))
+    return shipped is not None and len(shipped) == len(test_labels(entry))
 
 
 @st.cache_data(ttl=CACHE_TTL_S, max_entries=MAX_ENTRIES, show_spinner=False)
@@ -110,16 +144,21 @@ def thumbnails(fingerprint: str, _entry: ModelEntry, n: int) -> list[str]:
     bundled model ships them for the default subset (vae_core/precompute.py), and the server serves
     them (ui/thumbs.py): no decoding on a cold first page, and no images in the chart's data. Any
     other model or subset: data URLs of images made here."""
-    from vae_core.images import data_urls
-
-    data = test_split(_entry)
-    idx = subset_indices(len(data), n)
+    n_total = len(test_labels(_entry))
+    idx = subset_indices(n_total, n)
     if _entry.source == "bundled":  # shipped for subset_indices(N, TOOLTIP_POINTS): the same points if as many
         found = thumbs.shipped(_entry.id)
-        whole = len(precomputed(_entry.id, fingerprint, _entry).get("mu", ())) == len(data)  # the whole split
+        whole = len(precomputed(_entry.id, fingerprint, _entry).get("mu", ())) == n_total  # the whole split
         if found is not None and found.owner == _entry.weights_hash and whole and len(found.pngs) == len(idx):
             return thumbs.urls(_entry.id, found.version, len(idx))
     mu, _ = latents(fingerprint, _entry)
+    engine()
+    import torch
+
+    from vae_core.images import data_urls
+    from vae_core.latents import tooltip_pngs
+
+    data = test_split(_entry)
     return data_urls(tooltip_pngs(_entry.model, data.images[idx], torch.from_numpy(mu[idx])))
 
 
@@ -137,6 +176,9 @@ def joint_tsne(fingerprint: str, _entry: ModelEntry, n: int, params: tuple, _ext
 def train_images(dataset: str) -> tuple[torch.Tensor, str]:
     """(N, H*W) float training images for nearest-neighbour checks, or the test split when the
     training set cannot be had here (offline without its files), named in the second element."""
+    engine()
+    from vae_core.data import load_dataset
+
     try:
         data, source = load_dataset(dataset, "train"), TRAINING_SET
     except LatentLabError:
@@ -146,10 +188,17 @@ def train_images(dataset: str) -> tuple[torch.Tensor, str]:
 
 def nearest_training_images(dataset: str, images: torch.Tensor) -> tuple[torch.Tensor, str]:
     """For each image (N, 1, H, W), the closest training image in pixel space, same shape."""
+    from vae_core.analysis import nearest_rows
+
     reference, source = train_images(dataset)
     idx, _ = nearest_rows(images.flatten(1).numpy(), reference.numpy())
     return reference[idx].view_as(images), source
 
 
 def decode_np(entry: ModelEntry, z: np.ndarray) -> torch.Tensor:
+    engine()
+    import torch
+
+    from vae_core.latents import decode
+
     return decode(entry.model, torch.as_tensor(z, dtype=torch.float32))

@@ -7,13 +7,9 @@ from dataclasses import dataclass
 
 import numpy as np
 import streamlit as st
-import torch
 
-from vae_core import LatentLabError
-from vae_core.analysis import ELLIPSE_VERTICES, sample_posterior, sigma_ellipses
 from vae_core.charts import ellipse_layer, image_layer, latent_scatter, prior_layer, scatter_spec
-from vae_core.images import thumbnail_urls
-from vae_core.latents import sample_prior
+from vae_core.errors import LatentLabError
 from vae_core.projection import Projection
 
 from . import cache, state, urlstate, views
@@ -136,9 +132,13 @@ def describe(layers: Layers, method: str, placement: str) -> str:
 
 def chart(entry: state.ModelEntry, proj: Projection, n: int, method: str, params: dict, layers: Layers):
     """The layered chart (or the plain scatter's spec) and the frame of plotted points (for the CSV)."""
+    state.engine(say=True)  # the layers use torch; the plain view of a bundled model does not (switch_view)
+    from vae_core.analysis import ELLIPSE_VERTICES, sample_posterior, sigma_ellipses
+    from vae_core.images import thumbnail_urls
+
     mu, logvar = cache.latents(entry.fingerprint, entry)
     idx = cache.subset_indices(len(mu), n)
-    prior_z = prior_codes(entry.model.config.latent_dim, layers.prior) if layers.prior else None
+    prior_z = prior_codes(entry.config.latent_dim, layers.prior) if layers.prior else None
     view, prior_xy = _with_prior(entry, proj, n, params, prior_z)
     coords = view.transform(sample_posterior(mu[idx], logvar[idx])) if layers.sampled else view.embedding
     sigma = np.exp(0.5 * logvar[idx])
@@ -177,6 +177,11 @@ def prior_codes(latent_dim: int, k: int) -> np.ndarray:
     torch's randn for a shorter n is not a prefix of a longer one, so the page's own n is drawn;
     any crosses beyond it come from a seed the page never uses.
     """
+    state.engine()
+    import torch
+
+    from vae_core.latents import sample_prior
+
     seed = int(st.session_state.get(state.SAMPLE_SEED, 0))
     temperature = float(st.session_state.get(state.TEMPERATURE, 1.0))
     n_page = int(st.session_state.get(state.SAMPLE_N, DEFAULT_PAGE_SAMPLES))
@@ -205,6 +210,8 @@ def _square_domain(mu: np.ndarray) -> tuple[float, float]:
 
 def _manifold(entry: state.ModelEntry, domain: tuple[float, float]):
     """A regular grid of codes over the view, each decoded and drawn where it sits."""
+    from vae_core.images import thumbnail_urls
+
     lo, hi = domain
     step = (hi - lo) / MANIFOLD_SIDE
     axis = lo + step * (np.arange(MANIFOLD_SIDE) + 0.5)

@@ -3,15 +3,25 @@
 from __future__ import annotations
 
 import hashlib
+import threading
 import uuid
 from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 import streamlit as st
-import torch
 
-from vae_core import DATASET_NAMES, VAE, CheckpointError, Dataset, load_checkpoint
 from vae_core.bundled import DEFAULT_MODEL, bundled_model_paths, model_label
-from vae_core.precompute import fingerprint
+from vae_core.checkpoint import read_checkpoint
+from vae_core.config import VAEConfig
+from vae_core.data import DATASET_NAMES
+from vae_core.errors import CheckpointError
+from vae_core.precompute import fingerprint, fingerprint_arrays
+
+from . import preload
+
+if TYPE_CHECKING:
+    from vae_core import VAE, Dataset
 
 # Session-state keys, in one place.
 MODEL = "model"  # id of the current model (sidebar picker, in the URL)
@@ -33,18 +43,28 @@ N_CLASSES = 10  # every data set here has ten classes
 
 @dataclass
 class ModelEntry:
-    """A model with what the pages need to know about it."""
+    """A model with what the pages need to know about it.
+
+    A bundled model's entry is made from its file without PyTorch: the config, the metadata and the
+    fingerprint are all the sidebar and a bundled MNIST model's first scatter need (its sidecar ships
+    the rest), so they can be drawn while the server is still importing torch. Its weights are loaded
+    on first use of `.model`.
+    """
 
     id: str
-    model: VAE = field(repr=False)
+    _model: VAE | Path = field(repr=False)  # the model, or a bundled model's checkpoint until `.model` loads it
     meta: dict = field(repr=False)
     source: str  # "bundled" | "trained" | "uploaded"
     weights_hash: str  # vae_core.precompute.fingerprint(model): config and weights
     test_data: Dataset | None = field(default=None, repr=False)  # a trained model's own test split (e.g. idx)
     number: int = 0  # user models: 1, 2, ... in the order this session added them
+    config: VAEConfig | None = field(default=None, repr=False)  # taken from the model when not given
     fingerprint: str = field(init=False)  # the cache key for everything derived from this model
+    _lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
+        if self.config is None:
+            self.config = self._model.config
         # The cached functions read the weights, the data set (its test split), the source and, for
         # bundled models, the id (shipped projections); the key covers all of them, so an uploaded copy
         # of bundled weights labelled with another data set never shares a bundled model's entries.
@@ -54,12 +74,20 @@ class ModelEntry:
             self.fingerprint += f":test-{_dataset_hash(self.test_data)}"
 
     @property
+    def model(self) -> VAE:
+        """The model; a bundled one is loaded from its checkpoint on first use (shared, read-only)."""
+        with self._lock:  # bundled entries are shared by every visitor's script thread
+            if isinstance(self._model, Path):
+                self._model = _load_frozen(self._model)
+            return self._model
+
+    @property
     def dataset(self) -> str:
         return self.meta.get("dataset", "mnist")
 
     @property
     def label(self) -> str:
-        cfg = self.model.config
+        cfg = self.config
         if self.source == "bundled":
             return model_label(cfg.kind, cfg.latent_dim, self.dataset)
         beta = f"β={cfg.beta:g}, " if cfg.beta != 1 else ""  # two runs often differ only in β
@@ -78,10 +106,31 @@ def _dataset_hash(data: Dataset) -> str:
 
 @st.cache_resource(show_spinner="Loading bundled model…")
 def _bundled(model_id: str) -> ModelEntry:
-    model, meta = load_checkpoint(bundled_model_paths()[model_id])
+    path = bundled_model_paths()[model_id]
+    config, meta, weights = read_checkpoint(path)  # no torch: see ModelEntry
+    return ModelEntry(model_id, path, meta, "bundled", fingerprint_arrays(config, weights), config=config)
+
+
+def _load_frozen(path: Path) -> VAE:
+    engine()
+    from vae_core.checkpoint import load_checkpoint
+
+    model, _ = load_checkpoint(path)
     for p in model.parameters():
         p.requires_grad_(False)  # shared across visitors: read-only
-    return ModelEntry(model_id, model, meta, "bundled", fingerprint(model))
+    return model
+
+
+def engine(say: bool = False) -> None:
+    """Wait until the server's preload has imported PyTorch and the modules that use it: called before
+    anything imports them, as the start and latent pages may be drawn before that (ui/preload.py).
+    say: show a spinner meanwhile; never inside a cached function (Streamlit replays the elements those
+    make, and they have spinners of their own)."""
+    if say and preload.pending():
+        with st.spinner("Starting up: loading PyTorch (only the first visit after a restart)…"):
+            preload.wait()
+    else:
+        preload.wait()
 
 
 def user_models() -> dict[str, ModelEntry]:
@@ -109,7 +158,7 @@ def add_user_model(model: VAE, meta: dict, source: str, test_data: Dataset | Non
 
     test_data: the model's own test split, when its data set's cannot be had by name (an IDX folder).
     """
-    if not all(torch.isfinite(p).all() for p in model.parameters()):
+    if not all(p.isfinite().all() for p in model.parameters()):
         raise ValueError("a model with non-finite weights is never installed")
     model.eval()
     models = user_models()
@@ -154,6 +203,5 @@ def current() -> ModelEntry:
     return get_entry(model_id if model_id in model_ids() else default_model_id())
 
 
-@torch.no_grad()
 def n_params(entry: ModelEntry) -> int:
     return entry.model.n_parameters()

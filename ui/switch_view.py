@@ -84,7 +84,7 @@ def ready(entry: state.ModelEntry, n: int, method: str, params: dict, embedding:
         if other == method:
             out[other] = (embedding, params)
             continue
-        p = params_of(other, entry.model.config.latent_dim)
+        p = params_of(other, entry.config.latent_dim)
         key = (entry.fingerprint, other, n, tuple(sorted(p.items())))
         if key in done:
             done[key] = done.pop(key)

@@ -11,7 +11,7 @@ URLs: its images exist only in that session.
 The URLs are relative ("api/thumbs/…"): every page is one level deep (/latent), so they resolve under
 Streamlit's base URL path, where the route is mounted too. app.py builds the route when the server
 starts, so this module imports only the standard library and Starlette (which Streamlit's server has
-already loaded); the sidecars are read on first use, once the preload is over.
+already loaded); the sidecars are read on first use, once the preload's light phase is over (no torch).
 """
 
 from __future__ import annotations
@@ -57,7 +57,7 @@ def routes() -> list[Route]:
 def serve(request: Request) -> Response:
     """One PNG, or 404; 503 while the server is still starting (its page cannot be drawn yet either).
     Not async: Starlette runs it in a worker thread, as reading a sidecar the first time takes a while."""
-    if preload.pending():
+    if preload.light_pending():
         return Response(status_code=503, headers={"Retry-After": "1", "Cache-Control": "no-store"})
     params, k = request.path_params, request.path_params["k"]
     if not (k.isascii() and k.isdigit() and len(k) <= MAX_DIGITS and str(int(k)) == k):
@@ -75,7 +75,7 @@ def shipped(model_id: str) -> Shipped | None:
 
 @functools.cache
 def _bundled() -> dict:
-    preload.wait()  # never import the project's modules while the preload thread imports them
+    preload.wait_light()  # never import the project's modules while the preload thread imports them
     from vae_core.bundled import bundled_model_paths
 
     return bundled_model_paths()

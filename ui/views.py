@@ -7,8 +7,9 @@ from collections.abc import Callable
 import numpy as np
 import streamlit as st
 
-from vae_core import LatentLabError
 from vae_core.charts import latent_scatter, on_canvas, path_layer, scatter_frame, stable_spec  # noqa: F401 (path_layer re-exported)
+from vae_core.errors import LatentLabError
+from vae_core.precompute import TOOLTIP_POINTS
 from vae_core.projection import Projection
 
 from . import cache, state
@@ -49,8 +50,18 @@ def projection_params(method: str, latent_dim: int, key: str = "") -> dict:
 
 def require_test_data(entry: state.ModelEntry):
     """The current model's test split; when it cannot be had here, say so and stop this page only."""
+    return _or_stop(entry, cache.test_split)
+
+
+def require_test_labels(entry: state.ModelEntry) -> np.ndarray:
+    """The classes of the current model's test split, read without the images where they are on disk
+    (cache.test_labels); when the split cannot be had here, say so and stop this page only."""
+    return _or_stop(entry, cache.test_labels)
+
+
+def _or_stop(entry: state.ModelEntry, get: Callable):
     try:
-        return cache.test_split(entry)
+        return get(entry)
     except LatentLabError as exc:
         st.error(
             f"This page needs the test split of the model's data set ({entry.dataset!r}), which is not "
@@ -66,7 +77,7 @@ def fitted_projection(
 
     exact=True: a projection that maps new points itself where the method can (see cache.projection).
     """
-    if entry.model.config.latent_dim < 2:
+    if entry.config.latent_dim < 2:
         st.warning(
             "This model has a single latent dimension (Z = 1): there is no second axis to plot, "
             "so there is no 2-D scatter. The other pages still work."
@@ -102,11 +113,11 @@ def show_chart(where, chart, width: str = "stretch") -> None:
 
 def scatter_frame_for(entry: state.ModelEntry, coords: np.ndarray, n: int, sigma: np.ndarray | None = None):
     """One row per plotted test digit: position, class, test index, tooltip image (digit | reconstruction)."""
-    data = cache.test_split(entry)
-    idx = cache.subset_indices(len(data), n)
-    frame = scatter_frame(
-        coords, data.labels[idx].numpy(), entry.class_names, idx, cache.thumbnails(entry.fingerprint, entry, n)
-    )
+    labels = cache.test_labels(entry)
+    idx = cache.subset_indices(len(labels), n)
+    if n != TOOLTIP_POINTS:  # these hover images are made here, with torch (a bundled model ships 2,000)
+        state.engine(say=True)
+    frame = scatter_frame(coords, labels[idx], entry.class_names, idx, cache.thumbnails(entry.fingerprint, entry, n))
     if sigma is not None:
         frame["sigma"] = sigma
     return frame

@@ -12,6 +12,8 @@ import streamlit as st
 
 from vae_core.data import default_data_dir
 
+from . import preload
+
 
 def numba_cache_dir() -> Path:
     """A persistent folder for numba's compiled functions, so later server starts skip compiling."""
@@ -35,6 +37,7 @@ START_DELAY_S = 3.0  # let the first visitor's browser draw its page before comp
 def _run() -> None:
     """The thread: wait, drop to the lowest CPU priority (this thread only: on Linux a thread is a task
     with its own nice value, so visitors' script runs win the cores), then warm up."""
+    preload.wait(hurry=False)  # the latent page can be drawn before the preload is over: never import beside it
     time.sleep(START_DELAY_S)
     try:
         os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 19)
@@ -59,13 +62,15 @@ def _warm() -> None:
 def start_background_warmup() -> threading.Thread:
     """Once per server process: a daemon thread compiles UMAP (and loads openTSNE) while visitors read."""
     # Two threads importing the same packages at once (sklearn -> narwhals, pandas, altair) can
-    # deadlock on Python's per-module import locks: the shared ones are imported here first (at once,
-    # they are already loaded by ui/preload.py or the page); scikit-learn itself, about a second of
-    # imports, is left to the thread so it never delays the first page.
-    import altair  # noqa: F401
-    import pandas  # noqa: F401
-
+    # deadlock on Python's per-module import locks: the shared ones are imported before the thread
+    # starts, by the preload (ui/preload.py; the thread waits for it) or here when there is none.
+    # scikit-learn itself, about a second of imports, is left to the
+    # thread so it never delays the first page.
     thread = threading.Thread(target=_run, name="latent-lab-warmup", daemon=True)
-    if os.environ.get("LATENT_LAB_WARMUP", "1") != "0":  # the test suite turns it off to save CPU
-        thread.start()
+    if os.environ.get("LATENT_LAB_WARMUP", "1") == "0":  # the test suite turns it off to save CPU
+        return thread
+    if not preload.pending():
+        import altair  # noqa: F401
+        import pandas  # noqa: F401
+    thread.start()
     return thread
