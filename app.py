@@ -8,25 +8,12 @@ of every visit, where `__name__ == "__main__"`: page config, navigation, the sha
 
 import streamlit as st
 
-from ui import preload, thumbs
-
-# (file, title, icon, URL path); the first is the start page, at the root URL
-PAGES = (
-    ("pages/home.py", "Start here", ":material/explore:", ""),
-    ("pages/train.py", "Train or load a model", ":material/model_training:", "train"),
-    ("pages/latent.py", "Latent space", ":material/scatter_plot:", "latent"),
-    ("pages/samples.py", "Random samples", ":material/casino:", "samples"),
-    ("pages/interpolate.py", "Interpolation", ":material/swap_horiz:", "interpolate"),
-    ("pages/compare.py", "VAE vs autoencoder", ":material/compare:", "compare"),
-    ("pages/digit.py", "Your own digit", ":material/draw:", "digit"),
-    ("pages/dimensions.py", "Latent dimensions", ":material/tune:", "dimensions"),
-)
-LIGHT_PAGES = ("", "latent")  # pages drawn without torch for a bundled MNIST model (ui/preload.py)
+from ui import preload, shell, thumbs
 
 if __name__ != "__main__":  # imported by `streamlit run` to start the server
     from starlette.middleware import Middleware
 
-    heavy = frozenset(url for *_, url in PAGES) - set(LIGHT_PAGES)
+    heavy = frozenset(page.url for page in shell.PAGES) - set(shell.LIGHT_PAGES)
     app = st.App(
         "app.py",
         lifespan=preload.lifespan,
@@ -35,7 +22,9 @@ if __name__ != "__main__":  # imported by `streamlit run` to start the server
     )
 else:  # a visit (or AppTest)
     st.set_page_config(page_title="latent-lab: what a VAE learns", page_icon=":material/explore:", layout="wide")
-    pages = [st.Page(f, title=t, icon=i, url_path=u or None, default=not u) for f, t, i, u in PAGES]
+    pages = [
+        st.Page(p.file, title=p.title, icon=p.icon, url_path=p.url or None, default=not p.url) for p in shell.PAGES
+    ]
     pg = st.navigation(pages)  # before the wait below: the sidebar lists the pages by title at once
 
     # The first visit after a server start waits here for the imports (a second or two). Meanwhile it
@@ -50,7 +39,7 @@ else:  # a visit (or AppTest)
     RENDERER = {"mark": "point", "width": 1, "height": 1}
     waiting = st.empty()
     preload.wait_light()  # never import a module at the same time as the preload thread
-    light = pg.url_path in LIGHT_PAGES
+    light = pg.url_path in shell.LIGHT_PAGES
     if not light and preload.pending():
         with waiting.container():
             st.caption("Starting up: loading PyTorch and the models (only the first visit after a restart)…")
@@ -58,7 +47,7 @@ else:  # a visit (or AppTest)
         preload.wait()
     waiting.empty()
 
-    from ui import shell, sidebar, warmup
+    from ui import sidebar, warmup
 
     warmup.configure_numba_cache()  # before anything imports numba (a deep link may ask for UMAP first)
     try:

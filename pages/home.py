@@ -6,7 +6,7 @@ require_app()  # before anything is drawn: see ui/shell.py
 
 import streamlit as st
 
-from ui import state, teaching
+from ui import shell, state, teaching
 
 st.title("latent-lab: what does a VAE learn?")
 st.markdown(
@@ -26,16 +26,18 @@ st.info(
     f"Current model: **{entry.label}**. Change it, or the 2-D projection, in the sidebar; "
     "the address bar keeps both, so a copied link opens the same view."
 )
-PAGES = [
-    ("pages/latent.py", "Latent space", ":material/scatter_plot:", "where each test digit's μ lands; σ, prior draws"),
-    ("pages/samples.py", "Random samples", ":material/casino:", "decode z ~ N(0, I); the Z = 2 manifold"),
-    ("pages/interpolate.py", "Interpolation", ":material/swap_horiz:", "linear and slerp paths between two digits"),
-    ("pages/compare.py", "VAE vs autoencoder", ":material/compare:", "what the KL term buys"),
-    ("pages/digit.py", "Your own digit", ":material/draw:", "draw one and see where it lands"),
-    ("pages/dimensions.py", "Latent dimensions", ":material/tune:", "traversals; which dimensions are used"),
-    ("pages/train.py", "Train or load a model", ":material/model_training:", "your own model, this session only"),
-]
-for row in range(0, len(PAGES), 4):
-    for col, (path, label, icon, blurb) in zip(st.columns(4), PAGES[row : row + 4], strict=False):
-        col.page_link(path, label=label, icon=icon)
-        col.caption(blurb)
+BLURBS = {  # one link per page, the bundled model's pages first
+    "latent": "where each test digit's μ lands; σ, prior draws",
+    "samples": "decode z ~ N(0, I); the Z = 2 manifold",
+    "interpolate": "linear and slerp paths between two digits",
+    "compare": "what the KL term buys",
+    "digit": "draw one and see where it lands",
+    "dimensions": "traversals; which dimensions are used",
+    "train": "your own model, this session only",
+}
+BY_URL = {page.url: page for page in shell.PAGES}
+LINKS = [BY_URL[url] for url in BLURBS]
+for row in range(0, len(LINKS), 4):
+    for col, page in zip(st.columns(4), LINKS[row : row + 4], strict=False):
+        col.page_link(page.file, label=page.title, icon=page.icon)
+        col.caption(BLURBS[page.url])

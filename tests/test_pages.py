@@ -353,3 +353,12 @@ def test_collapsed_dimensions_are_marked_and_come_last() -> None:
     caption = at.get("image")[0].captions[0]
     assert "z4 (inactive, KL 0.00)" in caption and "z11 (inactive, KL 0.00)" in caption
     assert caption.count("inactive") == 2
+
+
+def test_the_start_page_links_every_other_page_once_with_its_sidebar_title() -> None:
+    from ui import shell
+
+    at = open_page()
+    links = [(link.proto.page, link.proto.label) for link in at.get("page_link")]
+    assert sorted(label for _, label in links) == sorted(page.title for page in shell.PAGES[1:])
+    assert links[0][1] == "Latent space" and links[-1][1] == "Train or load a model"

@@ -149,8 +149,9 @@ def test_a_request_for_a_page_that_needs_torch_starts_the_heavy_phase(monkeypatc
 
 def test_the_server_hurries_for_every_page_but_the_light_ones():
     import app
+    from ui import shell
 
-    urls = {url for *_, url in app.PAGES}
-    assert set(app.LIGHT_PAGES) == {"", "latent"} <= urls and all((ROOT / f).is_file() for f, *_ in app.PAGES)
+    urls = {page.url for page in shell.PAGES}
+    assert set(shell.LIGHT_PAGES) == {"", "latent"} <= urls and all((ROOT / p.file).is_file() for p in shell.PAGES)
     (hurry,) = [m for m in app.app._user_middleware if m.cls is preload.HurryFor]
     assert hurry.kwargs["pages"] == urls - {"", "latent"}

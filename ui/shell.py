@@ -12,10 +12,31 @@ import runpy
 import threading
 from contextlib import contextmanager
 from pathlib import Path
+from typing import NamedTuple
 
 import streamlit as st
 
 APP_PATH = Path(__file__).resolve().parent.parent / "app.py"
+
+
+class Page(NamedTuple):
+    file: str
+    title: str
+    icon: str
+    url: str  # the URL path; "" for the start page, at the root URL
+
+
+PAGES = (  # in the sidebar's order; the first is the start page
+    Page("pages/home.py", "Start here", ":material/explore:", ""),
+    Page("pages/train.py", "Train or load a model", ":material/model_training:", "train"),
+    Page("pages/latent.py", "Latent space", ":material/scatter_plot:", "latent"),
+    Page("pages/samples.py", "Random samples", ":material/casino:", "samples"),
+    Page("pages/interpolate.py", "Interpolation", ":material/swap_horiz:", "interpolate"),
+    Page("pages/compare.py", "VAE vs autoencoder", ":material/compare:", "compare"),
+    Page("pages/digit.py", "Your own digit", ":material/draw:", "digit"),
+    Page("pages/dimensions.py", "Latent dimensions", ":material/tune:", "dimensions"),
+)
+LIGHT_PAGES = ("", "latent")  # drawn without torch for a bundled MNIST model (ui/preload.py, app.py)
 _local = threading.local()
 
 
