@@ -29,6 +29,7 @@ from collections.abc import AsyncIterator
 
 __all__ = [
     "LIGHT_MODULES",
+    "HEAVY_MODULES",
     "FIRST_PAGE_MODULES",
     "lifespan",
     "start",
@@ -61,8 +62,7 @@ LIGHT_MODULES = (
 )
 # Then what the other pages import, heaviest first. The projection libraries are left to ui/warmup.py,
 # which imports them once this is over.
-FIRST_PAGE_MODULES = (
-    *LIGHT_MODULES,
+HEAVY_MODULES = (
     "torch",
     "PIL.Image",
     "altair",  # for the other pages' charts, and before ui/warmup.py's thread (which waits for this)
@@ -75,10 +75,11 @@ FIRST_PAGE_MODULES = (
     "ui.digit_view",
     "ui.training",
 )
+FIRST_PAGE_MODULES = (*LIGHT_MODULES, *HEAVY_MODULES)
 WAIT_TIMEOUT_S = 120.0  # a stuck import must not hang every visitor forever
 TRIM_EVERY_S = 30.0  # how often freed heap memory is handed back to the system
 _light = threading.Event()
-_wanted = threading.Event()  # a script run waits for the heavy phase: start it now
+_wanted = threading.Event()  # a run waits for the heavy phase, or a page that needs it was asked for
 # The heavy phase otherwise waits this long after the light one. Its imports hold Python's lock for long
 # stretches (torch's C++ start-up), so the server, busy importing, would answer the first visitor's
 # browser late: send the latent page's messages, serve the chart renderer's JavaScript. A visitor who
@@ -92,17 +93,21 @@ _import = importlib.import_module  # what the preload thread calls (a test recor
 
 def _import_all() -> None:
     try:
-        for name in FIRST_PAGE_MODULES:
-            if name == FIRST_PAGE_MODULES[len(LIGHT_MODULES)]:
-                _light.set()
-                _wanted.wait(HEAVY_DELAY_S)
-            try:
-                _import(name)
-            except Exception as exc:  # a failing import shows up, with its traceback, on the page that needs it
-                _log.warning("preload: importing %s failed: %s", name, exc)
+        _import_each(LIGHT_MODULES)
+        _light.set()
+        _wanted.wait(HEAVY_DELAY_S)
+        _import_each(HEAVY_MODULES)
     finally:
         _light.set()
         _done.set()
+
+
+def _import_each(names: tuple[str, ...]) -> None:
+    for name in names:
+        try:
+            _import(name)
+        except Exception as exc:  # a failing import shows up, with its traceback, on the page that needs it
+            _log.warning("preload: importing %s failed: %s", name, exc)
 
 
 def trim_memory() -> bool:
