@@ -64,8 +64,8 @@ def start_background_warmup() -> threading.Thread:
     # Two threads importing the same packages at once (sklearn -> narwhals, pandas, altair) can
     # deadlock on Python's per-module import locks: the shared ones are imported before the thread
     # starts, by the preload (ui/preload.py; the thread waits for it) or here when there is none.
-    # scikit-learn itself, about a second of imports, is left to the
-    # thread so it never delays the first page.
+    # scikit-learn itself, about a second of imports, is left to the thread so it never delays the
+    # first page.
     thread = threading.Thread(target=_run, name="latent-lab-warmup", daemon=True)
     if os.environ.get("LATENT_LAB_WARMUP", "1") == "0":  # the test suite turns it off to save CPU
         return thread

@@ -151,8 +151,9 @@ def read_local_labels(name: str, split: str = "test") -> np.ndarray | None:
     folder = _local_folder(name, split, default_data_dir())
     if folder is None:
         return None
-    labels = _read_idx_array(_find_idx(folder, split, "labels"), "labels")
-    _check_labels(labels, _TORCHVISION_SETS[name][1], _find_idx(folder, split, "labels"))
+    path = _find_idx(folder, split, "labels")
+    labels = _read_idx_array(path, "labels")
+    _check_labels(labels, _TORCHVISION_SETS[name][1], path)
     return labels
 
 
