@@ -44,8 +44,9 @@ def traversal_codes(base: np.ndarray, dim: int, mu: np.ndarray, steps: int, widt
 
 def nearest_rows(queries: np.ndarray, reference: np.ndarray, chunk: int = 256) -> tuple[np.ndarray, np.ndarray]:
     """For each query row, the index of and Euclidean distance to the nearest reference row."""
-    ref = reference.reshape(len(reference), -1).astype(np.float32)
-    ref_sq = (ref**2).sum(1)
+    # No copy of the reference (60,000 MNIST rows are 188 MB as float32) and no squared temporary of it
+    ref = np.asarray(reference, dtype=np.float32).reshape(len(reference), -1)
+    ref_sq = np.einsum("ij,ij->i", ref, ref)
     idx, dist = [], []
     for start in range(0, len(queries), chunk):
         q = queries[start : start + chunk].reshape(-1, ref.shape[1]).astype(np.float32)
