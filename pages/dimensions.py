@@ -26,8 +26,8 @@ st.markdown(
 teaching.expander()
 
 entry = state.current()
+data = views.require_test_data(entry)  # first: the latents need it too, and this stops cleanly
 mu, logvar = cache.latents(entry.fingerprint, entry)
-data = views.require_test_data(entry)
 kl = kl_per_dimension(mu, logvar)
 order = np.argsort(-kl)
 

@@ -11,6 +11,7 @@ import streamlit as st
 import torch
 
 from ui import cache, state, teaching, urlstate, views
+from vae_core.errors import LatentLabError
 from vae_core.images import to_pil_grid, to_png_bytes
 from vae_core.latents import latent_grid, sample_prior
 
@@ -58,9 +59,17 @@ grid = to_pil_grid(images, nrow=int(math.sqrt(n)), scale=scale)
 left, right = st.columns([2, 1])
 left.image(grid, caption=f"{n} decoded draws of z ~ N(0, {temperature:g}² I), seed {seed}, {entry.label}")
 views.download(left, "Download grid (PNG)", partial(to_png_bytes, grid), "samples.png", "image/png")
+neighbours = None
 if left.toggle("Beside each sample, its nearest training image (pixel distance)", key="nearest"):
     with st.spinner("Searching the training set…"):
-        neighbours, source = cache.nearest_training_images(entry.dataset, images)
+        try:
+            neighbours, source = cache.nearest_training_images(entry.dataset, images)
+        except LatentLabError as exc:
+            left.warning(
+                f"Neither the training set nor the test split of {entry.dataset!r} can be had here, so there "
+                f"is nothing to compare the samples with ({views.public_text(exc)}). The grid above is unaffected."
+            )
+if neighbours is not None:
     pairs = torch.stack([images, neighbours], dim=1).flatten(0, 1)  # sample, neighbour, sample, ...
     side = int(math.sqrt(n))
     paired = to_pil_grid(pairs, nrow=2 * side, scale=scale)

@@ -35,11 +35,16 @@ with load_tab:
             model, meta = load_checkpoint(upload.getvalue())
             state.check_upload(model, meta)
         except LatentLabError as exc:
-            st.error(f"{upload.name} was not loaded: {exc}. The current model is unchanged.")
+            st.error(f"{upload.name} was not loaded: {training.public_text(exc)}. The current model is unchanged.")
         else:
             st.session_state["_loaded_upload"] = upload.file_id
             state.add_user_model(model, meta, "uploaded")
             st.session_state[state.FLASH] = f"Loaded {upload.name}; it is now the current model."
+            if missing := views.test_split_missing(meta["dataset"]):
+                st.session_state[state.FLASH_WARNING] = (
+                    f"Its test digits are not available here ({missing}), so the pages that show them say so; "
+                    "Random samples works with any model."
+                )
             st.rerun()
 
 with train_tab:
@@ -52,7 +57,7 @@ with train_tab:
             help="digits works offline everywhere; the others need their IDX files or internet.",
         )
         data_dir = ""  # a public demo never reads folders a visitor names
-        if not training.public_demo():
+        if training.folders_allowed():
             data_dir = c1.text_input(
                 "IDX folder (optional)", key="train_dir", help="A folder with the four IDX files; needed for 'idx'."
             )

@@ -74,10 +74,11 @@ def input_and_reconstruction(enc: Encoded, scale: int) -> Image.Image:
 
 def nearest_test_digits(entry: state.ModelEntry, mu: np.ndarray) -> tuple[torch.Tensor, np.ndarray]:
     """The test digits whose μ are closest to this one's: images (K, 1, H, W) and test indices."""
+    data = views.require_test_data(entry)  # first: the latents need it too, and this stops cleanly
     all_mu, _ = cache.latents(entry.fingerprint, entry)
     d = np.linalg.norm(all_mu - mu[None, :], axis=1)
     idx = np.argsort(d)[:NEAREST_K]
-    return views.require_test_data(entry).as_float()[idx], idx
+    return data.as_float()[idx], idx
 
 
 def map_chart(entry: state.ModelEntry, method: str, params: dict, n: int, enc: Encoded):

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import threading
 import time
 from dataclasses import asdict
@@ -16,17 +15,12 @@ from vae_core.charts import loss_chart
 from vae_core.train import StepInfo, pick_precision
 
 from . import state
+from .access import PUBLIC_ENV, folders_allowed, public_demo, public_text  # noqa: F401 (re-exported)
 
-PUBLIC_ENV = "LATENT_LAB_PUBLIC"  # "1" on a public demo: no server folders, no 'idx' data set
 BUSY = "Another visitor is training a model; try again in a minute."
 NOTHING_KEPT = "Stopped before the first epoch finished; nothing was kept, the current model is unchanged."
 # One run at a time across all sessions: two would halve each other's speed on a 2-core server.
 _RUNS = threading.Semaphore(1)
-
-
-def public_demo() -> bool:
-    """On a public link, visitors must not read server folders or make the server write to paths they choose."""
-    return os.environ.get(PUBLIC_ENV, "").strip().lower() in ("1", "true", "yes")
 
 
 _PRECISION_NAMES = {"fp32": "float32", "bf16": "bfloat16"}
@@ -70,7 +64,7 @@ def describe_training(config: dict) -> str | None:
 
 
 def dataset_choices() -> list[str]:
-    return [name for name in DATASET_NAMES if not (public_demo() and name == "idx")]
+    return [name for name in DATASET_NAMES if not (name == "idx" and not folders_allowed())]
 
 
 def run(dataset: str, data_dir: str | None, model_cfg: dict, train_cfg: TrainConfig) -> None:
@@ -120,7 +114,7 @@ def _run(dataset: str, data_dir: str | None, model_cfg: dict, train_cfg: TrainCo
     try:
         train(model, train_set, test_set, train_cfg, on_step=on_step, on_epoch_end=on_epoch_end)
     except LatentLabError as exc:
-        st.error(f"Training stopped: {exc}. Nothing was kept; the current model is unchanged.")
+        st.error(f"Training stopped: {public_text(exc)}. Nothing was kept; the current model is unchanged.")
     except ScriptControlException:  # Stop (a rerun) or the session ending: keep the last completed epoch
         _keep_stopped(model, meta, last_epoch, train_cfg.epochs, own_test)
         raise

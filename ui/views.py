@@ -13,6 +13,7 @@ from vae_core.precompute import TOOLTIP_POINTS
 from vae_core.projection import Projection
 
 from . import cache, state
+from .access import public_text
 
 POINT_CHOICES = [200, 500, 1000, 2000, 5000, 10000]
 DEFAULT_POINTS = 2000  # t-SNE ~3 s and UMAP ~4 s on two cores: still interactive
@@ -53,6 +54,18 @@ def require_test_data(entry: state.ModelEntry):
     return _or_stop(entry, cache.test_split)
 
 
+def test_split_missing(dataset: str) -> str | None:
+    """Why the test split of a data set cannot be had here (for this visitor's eyes), or None when it can."""
+    if dataset == "idx":
+        return "a checkpoint does not say which folder it was trained on"
+    try:
+        with st.spinner(f"Fetching the test split of {dataset}…"):
+            cache.test_set(dataset)
+    except LatentLabError as exc:
+        return public_text(exc)
+    return None
+
+
 def require_test_labels(entry: state.ModelEntry) -> np.ndarray:
     """The classes of the current model's test split, read without the images where they are on disk
     (cache.test_labels); when the split cannot be had here, say so and stop this page only."""
@@ -65,7 +78,7 @@ def _or_stop(entry: state.ModelEntry, get: Callable):
     except LatentLabError as exc:
         st.error(
             f"This page needs the test split of the model's data set ({entry.dataset!r}), which is not "
-            f"available here: {exc} Pick another model in the sidebar; the other pages keep working."
+            f"available here: {public_text(exc)} Pick another model in the sidebar; the other pages keep working."
         )
         st.stop()
 
@@ -88,7 +101,7 @@ def fitted_projection(
         with st.spinner(f"Running {label} on {n} points (first time only; cached after)…"):
             return cache.projection(entry.fingerprint, entry, method, n, tuple(sorted(params.items())), exact)
     except (LatentLabError, ValueError, RuntimeError, MemoryError) as exc:
-        st.error(f"{label} failed on these points: {exc}. Try fewer points or another projection.")
+        st.error(f"{label} failed on these points: {public_text(exc)}. Try fewer points or another projection.")
         return None
 
 

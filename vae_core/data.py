@@ -167,7 +167,9 @@ def _download(tv_name: str, data_dir: Path, split: str) -> None:
     except BaseException as exc:  # also Ctrl-C: a half-fetched .gz must not look like data next time
         _remove_new_paths(tree, before)
         if isinstance(exc, (OSError, RuntimeError)):  # URLError is an OSError
-            raise DatasetNotFoundError(_offline_message(tv_name, data_dir, exc)) from exc
+            raise DatasetNotFoundError(
+                _offline_message(tv_name, data_dir, exc), f"{tv_name} is not on disk here and could not be downloaded"
+            ) from exc
         raise
 
 
@@ -220,7 +222,8 @@ def read_idx_folder(folder: str | Path, split: str, name: str = "idx", class_nam
     paths = {kind: _find_idx(folder, split, kind) for kind in ("images", "labels")}
     missing = [_idx_names(split, k)[0] for k, p in paths.items() if p is None]
     if missing:
-        raise DatasetNotFoundError(f"{folder} lacks {' and '.join(missing)} (raw or .gz)")
+        lacks = f"lacks {' and '.join(missing)} (raw or .gz)"
+        raise DatasetNotFoundError(f"{folder} {lacks}", f"the folder {lacks}")
     images = _read_idx(paths["images"], "images")
     labels = _read_idx(paths["labels"], "labels")
     if len(images) != len(labels):
@@ -253,17 +256,15 @@ def _read_idx_array(path: Path, kind: str) -> np.ndarray:
     raw = _read_bytes(path)
     magic = int.from_bytes(raw[:4], "big") if len(raw) >= 4 else None
     if magic != IDX_MAGIC[kind]:
-        raise CorruptDatasetError(
-            f"{path} is not an IDX {kind} file (magic number {magic}, expected {IDX_MAGIC[kind]})"
-        )
+        what = f"is not an IDX {kind} file (magic number {magic}, expected {IDX_MAGIC[kind]})"
+        raise CorruptDatasetError(f"{path} {what}", f"{path.name} {what}")
     n_dims = magic & 0xFF
     header = 4 + 4 * n_dims
     dims = [int.from_bytes(raw[i : i + 4], "big") for i in range(4, header, 4)]
     expected = header + math.prod(dims)
     if len(raw) != expected:
-        raise CorruptDatasetError(
-            f"{path} is truncated or corrupt ({len(raw)} bytes where its header {dims} means {expected}); re-copy it"
-        )
+        what = f"is truncated or corrupt ({len(raw)} bytes where its header {dims} means {expected}); re-copy it"
+        raise CorruptDatasetError(f"{path} {what}", f"{path.name} {what}")
     values = np.frombuffer(raw, dtype=np.uint8, offset=header).reshape(dims)
     return values.copy() if kind == "images" else values.astype(np.int64)  # labels: int64, as in torchvision
 
@@ -272,12 +273,12 @@ def _read_bytes(path: Path) -> bytes:
     try:
         if path.suffix != ".gz":
             if path.stat().st_size > MAX_IDX_BYTES:
-                raise CorruptDatasetError(f"{path} is larger than {MAX_IDX_BYTES} bytes")
+                raise CorruptDatasetError(f"{path} is larger than {MAX_IDX_BYTES} bytes", f"{path.name} is too large")
             return path.read_bytes()
         with gzip.open(path, "rb") as f:
             raw = f.read(MAX_IDX_BYTES + 1)
     except (OSError, EOFError, gzip.BadGzipFile) as exc:
-        raise CorruptDatasetError(f"{path} cannot be read ({exc}); re-copy it") from exc
+        raise CorruptDatasetError(f"{path} cannot be read ({exc}); re-copy it", f"{path.name} cannot be read") from exc
     if len(raw) > MAX_IDX_BYTES:
-        raise CorruptDatasetError(f"{path} unpacks to more than {MAX_IDX_BYTES} bytes")
+        raise CorruptDatasetError(f"{path} unpacks to more than {MAX_IDX_BYTES} bytes", f"{path.name} is too large")
     return raw

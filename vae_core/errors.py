@@ -14,7 +14,14 @@ __all__ = [
 
 
 class LatentLabError(ValueError):
-    """Base class: every error a user can cause. A ValueError, so callers may catch either."""
+    """Base class: every error a user can cause. A ValueError, so callers may catch either.
+
+    `public`: the same message without the server's paths, for visitors of a public demo (the message
+    itself names folders and files so that whoever runs the app can fix them)."""
+
+    def __init__(self, message: str = "", public: str | None = None) -> None:
+        super().__init__(message)
+        self.public = message if public is None else public
 
 
 class DatasetError(LatentLabError):
