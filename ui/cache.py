@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -24,6 +26,11 @@ if TYPE_CHECKING:  # the rest of vae_core imports torch: see state.engine()
 
 CACHE_TTL_S = 3600  # derived arrays expire after an hour unused
 MAX_ENTRIES = 32  # per cached function: bounds server memory with many visitors
+# A fitted UMAP of 10,000 points holds about 30 MB, and a visitor can ask for any parameters in the URL.
+MAX_FITS = 16
+# One t-SNE or UMAP fit at a time across all sessions: each takes both cores for seconds, and running
+# several at once would only make all of them, and every page, slower (as _RUNS does for training).
+_FITTING = threading.Lock()
 TRAINING_SET = "training set"  # train_images' source when it searched the real training set
 
 
@@ -89,7 +96,16 @@ def precomputed(model_id: str, fingerprint: str, _entry: ModelEntry) -> dict[str
     return {key: value for key, value in shipped.items() if not key.startswith("thumbs_")}
 
 
-@st.cache_resource(ttl=CACHE_TTL_S, max_entries=MAX_ENTRIES, show_spinner=False)
+@contextmanager
+def _one_fit_at_a_time(method: str):
+    if method in ("raw", "pca"):  # milliseconds: never queued behind a long fit
+        yield
+        return
+    with _FITTING:
+        yield
+
+
+@st.cache_resource(ttl=CACHE_TTL_S, max_entries=MAX_FITS, show_spinner=False)
 def projection(
     fingerprint: str, _entry: ModelEntry, method: str, n: int, params: tuple, exact: bool = False
 ) -> Projection:
@@ -114,7 +130,8 @@ def projection(
         return Projection(method, shipped[method][idx], dict(params, precomputed=True), mu[idx])  # by neighbours
     if method != "raw":
         engine()  # scikit-learn, openTSNE or UMAP: never imported beside the preload (the caller has a spinner)
-    return fit_projection(mu[idx], method, **dict(params))
+    with _one_fit_at_a_time(method):
+        return fit_projection(mu[idx], method, **dict(params))
 
 
 def _pca_map(mu: np.ndarray):
@@ -162,12 +179,13 @@ def thumbnails(fingerprint: str, _entry: ModelEntry, n: int) -> list[str]:
     return data_urls(tooltip_pngs(_entry.model, data.images[idx], torch.from_numpy(mu[idx])))
 
 
-@st.cache_resource(ttl=CACHE_TTL_S, max_entries=MAX_ENTRIES, show_spinner=False)
+@st.cache_resource(ttl=CACHE_TTL_S, max_entries=MAX_FITS, show_spinner=False)
 def joint_tsne(fingerprint: str, _entry: ModelEntry, n: int, params: tuple, _extra: np.ndarray, extra_key: str):
     """t-SNE has no map for new points, so the extra codes are embedded together with the data."""
     mu, _ = latents(fingerprint, _entry)
     data = mu[subset_indices(len(mu), n)]
-    emb = fit_projection(np.concatenate([data, _extra]), "tsne", **dict(params)).embedding
+    with _one_fit_at_a_time("tsne"):
+        emb = fit_projection(np.concatenate([data, _extra]), "tsne", **dict(params)).embedding
     return emb[: len(data)], emb[len(data) :]
 
 
