@@ -32,8 +32,7 @@ def test_long_fits_run_one_at_a_time_and_quick_ones_never_wait(monkeypatch, meth
     entry = type("Entry", (), {"source": "trained", "id": "x"})()
     cache.projection.clear()
     threads = [
-        threading.Thread(target=cache.projection, args=(f"fp-{i}", entry, method, 50, (("seed", i),)))
-        for i in range(3)
+        threading.Thread(target=cache.projection, args=(f"fp-{i}", entry, method, 50, (("seed", i),))) for i in range(3)
     ]
     for t in threads:
         t.start()
