@@ -85,6 +85,11 @@ with train_tab:
         lr = c3.number_input("Learning rate", 1e-5, 10.0, 1e-3, format="%.5f", key="train_lr")
         batch = c3.select_slider("Batch size", [32, 64, 128, 256, 512], 128, key="train_batch")
         start = st.form_submit_button("Train", type="primary")
+        if training.public_demo():
+            st.caption(
+                f"On this public demo a run stops after {training.PUBLIC_RUN_S // 60} minutes and keeps the "
+                "epochs it finished; one visitor trains at a time."
+            )
     if start:
         st.button("Stop (keeps the epochs done so far)", key="stop")
         cfg = TrainConfig(epochs=int(epochs), lr=float(lr), batch_size=int(batch), precision=precision).resolved()

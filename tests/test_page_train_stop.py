@@ -23,7 +23,7 @@ def click_train(at: AppTest, epochs: int = 3) -> AppTest:
 def test_stop_mid_epoch_installs_the_last_completed_epoch(monkeypatch, open_train_page) -> None:
     kept = {}
 
-    def one_epoch_then_stop(model, train_set, test_set, config, on_step=None, on_epoch_end=None):
+    def one_epoch_then_stop(model, train_set, test_set, config, on_step=None, on_epoch_end=None, should_stop=None):
         real_train(model, train_set, test_set, dataclasses.replace(config, epochs=1), on_step, on_epoch_end)
         kept.update({k: v.clone() for k, v in model.state_dict().items()})
         with torch.no_grad():
@@ -43,7 +43,7 @@ def test_stop_mid_epoch_installs_the_last_completed_epoch(monkeypatch, open_trai
 
 
 def test_stop_during_the_first_epoch_installs_nothing(monkeypatch, open_train_page) -> None:
-    def stop_at_once(model, train_set, test_set, config, on_step=None, on_epoch_end=None):
+    def stop_at_once(model, train_set, test_set, config, on_step=None, on_epoch_end=None, should_stop=None):
         with torch.no_grad():
             next(model.parameters()).add_(1.0)
         raise StopException()
@@ -81,3 +81,35 @@ def test_the_public_demo_hides_server_folders_and_idx(monkeypatch, open_train_pa
     assert not at.exception
     assert "idx" not in at.selectbox(key="train_dataset").options
     assert not [t for t in at.text_input if t.key == "train_dir"]
+
+
+def test_the_public_demo_ends_a_long_run_and_keeps_its_completed_epochs(monkeypatch, open_train_page) -> None:
+    asked = []
+
+    def one_epoch_then_out_of_time(
+        model, train_set, test_set, config, on_step=None, on_epoch_end=None, should_stop=None
+    ):
+        asked.append(should_stop())
+        real_train(model, train_set, test_set, dataclasses.replace(config, epochs=1), on_step, on_epoch_end)
+        return None  # train() returns early once should_stop() is true
+
+    monkeypatch.setattr(ui.training, "train", one_epoch_then_out_of_time)
+    monkeypatch.setattr(ui.training, "PUBLIC_RUN_S", 0)
+    at = click_train(open_train_page())  # not a public demo: no time limit
+    assert asked == [False] and not at.exception
+    monkeypatch.setenv(ui.training.PUBLIC_ENV, "1")
+    at = open_train_page()
+    assert "a run stops after 0 minutes" in " ".join(c.value for c in at.caption)
+    at = click_train(at)
+    assert asked == [False, True] and not at.exception  # the page reran itself to show the new model
+    assert "Stopped after epoch 1 of 3 (this public demo trains for at most" in at.success[0].value
+    assert len(at.session_state["user_models"]) == 1
+
+
+def test_a_public_run_out_of_time_in_its_first_epoch_keeps_nothing(monkeypatch, open_train_page) -> None:
+    monkeypatch.setattr(ui.training, "PUBLIC_RUN_S", 0)
+    monkeypatch.setenv(ui.training.PUBLIC_ENV, "1")
+    at = click_train(open_train_page())  # the real train(): should_stop() is true at its first check
+    assert not at.exception and not at.session_state["user_models"]
+    at.run()
+    assert "nothing was kept, the current model is unchanged (this public demo" in at.warning[0].value

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import threading
 import time
 from dataclasses import asdict
@@ -21,6 +22,8 @@ BUSY = "Another visitor is training a model; try again in a minute."
 NOTHING_KEPT = "Stopped before the first epoch finished; nothing was kept, the current model is unchanged."
 # One run at a time across all sessions: two would halve each other's speed on a 2-core server.
 _RUNS = threading.Semaphore(1)
+# On a public demo a run ends after this long, keeping its completed epochs: everyone else waits meanwhile.
+PUBLIC_RUN_S = 180
 
 
 _PRECISION_NAMES = {"fp32": "float32", "bf16": "bfloat16"}
@@ -111,24 +114,40 @@ def _run(dataset: str, data_dir: str | None, model_cfg: dict, train_cfg: TrainCo
         last_epoch.update({k: v.detach().clone() for k, v in model.state_dict().items()})
         chart.altair_chart(loss_chart(history), width="stretch")
 
+    deadline = time.monotonic() + PUBLIC_RUN_S if public_demo() else math.inf
+
+    def out_of_time() -> bool:
+        return time.monotonic() > deadline
+
     try:
-        train(model, train_set, test_set, train_cfg, on_step=on_step, on_epoch_end=on_epoch_end)
+        train(
+            model, train_set, test_set, train_cfg, on_step=on_step, on_epoch_end=on_epoch_end, should_stop=out_of_time
+        )
     except LatentLabError as exc:
         st.error(f"Training stopped: {public_text(exc)}. Nothing was kept; the current model is unchanged.")
     except ScriptControlException:  # Stop (a rerun) or the session ending: keep the last completed epoch
         _keep_stopped(model, meta, last_epoch, train_cfg.epochs, own_test)
         raise
     else:
-        _keep(model, meta, "Trained;", own_test)
+        if len(history) < train_cfg.epochs:  # the public demo's time limit
+            _keep_stopped(model, meta, last_epoch, train_cfg.epochs, own_test, TIME_LIMIT)
+        else:
+            _keep(model, meta, "Trained;", own_test)
 
 
-def _keep_stopped(model: VAE, meta: dict, last_epoch: dict, total: int, test_data: Dataset | None) -> None:
+TIME_LIMIT = f"this public demo trains for at most {PUBLIC_RUN_S // 60} minutes at a time, so others can too"
+
+
+def _keep_stopped(
+    model: VAE, meta: dict, last_epoch: dict, total: int, test_data: Dataset | None, why: str = ""
+) -> None:
+    """Install the weights of the last completed epoch, or say that none was completed."""
     if not last_epoch:
-        st.session_state[state.FLASH_WARNING] = NOTHING_KEPT
+        st.session_state[state.FLASH_WARNING] = NOTHING_KEPT[:-1] + f" ({why})." if why else NOTHING_KEPT
         return
     model.load_state_dict(last_epoch)
     done = len(meta["history"])
-    _keep(model, meta, f"Stopped after epoch {done} of {total};", test_data)
+    _keep(model, meta, f"Stopped after epoch {done} of {total}{f' ({why})' if why else ''};", test_data)
 
 
 def _keep(model: VAE, meta: dict, word: str, test_data: Dataset | None) -> None:
