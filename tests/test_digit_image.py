@@ -434,3 +434,17 @@ def small_images(draw: st.DrawFn) -> bytes:
 @given(small_images())
 def test_arbitrary_small_images(data: bytes) -> None:
     check_contract(data)
+
+
+@pytest.mark.parametrize("fmt, mode", [("PNG", "L"), ("PNG", "RGBA"), ("JPEG", "RGB"), ("PNG", "I;16"), ("GIF", "P")])
+def test_a_large_photo_is_shrunk_on_decoding_and_gives_the_same_digit(fmt: str, mode: str) -> None:
+    def image(mask: np.ndarray) -> Image.Image:
+        return sixteen_bit(0, 65535, mask) if mode == "I;16" else gray(mask=mask).convert(mode)
+
+    small, large = image(MASK), image(np.kron(MASK, np.ones((50, 50), dtype=bool)))  # 3000 x 4000: a photo
+    steps = preprocess_steps(encode(large, fmt))
+    assert steps[0].image.size == (887, 1182) and "3000x4000, shrunk to 887x1182" in steps[0].note
+    assert all(step.image.width * step.image.height <= 2**20 for step in steps)
+    big_digit = load_digit_image(encode(large, fmt))
+    assert_digit(big_digit)
+    assert (big_digit - load_digit_image(encode(small, fmt))).abs().max() < 0.25  # the same "L"

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 
 import numpy as np
+import streamlit as st
 import torch
 from PIL import Image
 
@@ -19,6 +21,7 @@ NEAREST_K = 8  # test digits shown as the drawn digit's neighbours in latent spa
 CANVAS_PX = 280  # ten screen pixels per MNIST pixel
 STRIP_HEIGHT = 112  # pixels per step in the downloaded preprocessing strip: four per MNIST pixel
 STRIP_GAP = 8  # grey pixels between two steps: white-on-black and black-on-white steps both stand out
+LAST_STEPS = "_digit_steps"  # session state: (key, steps) of the last image preprocessed
 
 
 @dataclass
@@ -35,7 +38,13 @@ def fill_for(entry: state.ModelEntry) -> float:
 
 
 def steps_for(entry: state.ModelEntry, data: bytes):
-    return preprocess_steps(data, entry.model.config.image_shape, fill=fill_for(entry))
+    """The preprocessing steps for this image and model, kept for the session's last image: a large
+    photo takes about a second to decode, and every widget change reruns the page."""
+    key = (hashlib.sha256(data).hexdigest(), tuple(entry.model.config.image_shape), fill_for(entry))
+    kept = st.session_state.get(LAST_STEPS)
+    if kept is None or kept[0] != key:
+        kept = st.session_state[LAST_STEPS] = (key, preprocess_steps(data, key[1], fill=key[2]))
+    return kept[1]
 
 
 def steps_png(steps: list[PreprocessStep]) -> bytes:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import math
 import struct
 import warnings
 from collections.abc import Iterator
@@ -47,6 +48,7 @@ MNIST_FILL = 20 / 28  # digit's longer side over the canvas's shorter side: MNIS
 INK_THRESHOLD = 32  # of 255, after the background is set to black: JPEG noise stays below it
 LIGHT_BORDER = 128  # a border median at or above this means dark ink on light paper
 MAX_SIDE = 1024  # of the output canvas; far above any model here
+WORK_PIXELS = 2**20  # a larger image is shrunk to this many pixels on decoding: the steps stay fast and small
 STEP_NAMES = ("decoded", "grayscale", "inverted", "cropped", "resized", "padded", "centred")
 _SIXTEEN_BIT = {"I;16", "I;16B", "I;16L", "I;16N"}
 _DISPLAY_MODES = {"1", "L", "LA", "P", "RGB", "RGBA"}  # modes any PNG writer and browser can show
@@ -155,10 +157,29 @@ def _decode(data: bytes) -> tuple[Image.Image, str]:
     _check_header(image)
     note = f"{image.format} {image.mode}, {image.width}x{image.height}"
     with _pil_errors():
+        if image.format == "JPEG":  # decodes at 1/2, 1/4 or 1/8 scale, never below the size asked for
+            image.draft(image.mode, _work_size(image.size))
         image.load()  # frame 0 only: later frames are decoded only when seeked to
         orientation = image.getexif().get(ExifTags.Base.Orientation, 1)
         upright = ImageOps.exif_transpose(image)  # a new single-frame image
+        if upright.width * upright.height > WORK_PIXELS:  # a 24 MP photo would make every step 24 MP
+            upright = _shrink(upright)
+            note += f", shrunk to {upright.width}x{upright.height}"
     return upright, note + (f", EXIF orientation {orientation} applied" if orientation != 1 else "")
+
+
+def _work_size(size: tuple[int, int]) -> tuple[int, int]:
+    """The size with at most WORK_PIXELS pixels and the same aspect ratio (a thin strip keeps its height)."""
+    scale = min(1.0, math.sqrt(WORK_PIXELS / (size[0] * size[1])))
+    return max(1, round(size[0] * scale)), max(1, round(size[1] * scale))
+
+
+def _shrink(image: Image.Image) -> Image.Image:
+    """To WORK_PIXELS, by area averaging; modes PIL cannot resize that way are converted first."""
+    if image.mode not in ("L", "LA", "RGB", "RGBA", "La", "RGBa"):
+        image = _displayable(image) if image.mode not in ("1", "P") else image.convert("RGBA")
+        image = image.convert("RGBA" if image.has_transparency_data else "RGB") if image.mode != "L" else image
+    return image.resize(_work_size(image.size), Image.Resampling.BOX)
 
 
 def _open(data: bytes) -> Image.Image:
