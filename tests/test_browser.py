@@ -207,3 +207,27 @@ def test_downloads_are_made_on_click(server, page, tmp_path, path: str, label: s
         assert model.config.latent_dim >= 2
     else:
         assert data.startswith(magic), data[:40]
+
+
+def test_stop_during_training_keeps_the_epochs_done(server, page) -> None:
+    """A click on Stop in the browser: Streamlit stops the run (with fast reruns, every st.* call in it
+    then raises again), and the model of the last completed epoch must still become current."""
+    import re
+
+    page.goto(server + "/train")
+    _settle(page)
+    page.get_by_role("tab", name="Train").click()
+    for label, value in (("Epochs", 100), ("Hidden size", 1024)):
+        box = page.get_by_role("spinbutton", name=label)
+        box.fill(str(value))
+        box.press("Tab")
+    page.get_by_role("button", name="Train", exact=True).click()
+    progress = page.get_by_text(re.compile(r"epoch ([3-9]|\d\d)/100"))
+    progress.first.wait_for(timeout=120_000)
+    page.get_by_role("button", name="Stop (keeps the epochs done so far)").click()
+    kept = page.get_by_text(re.compile(r"Stopped after epoch \d+ of 100; the new model is now current"))
+    kept.wait_for(timeout=60_000)
+    _settle(page)
+    model = page.locator('[data-testid="stSidebar"] input[aria-label="Model"]').input_value()
+    assert "trained here" in model, model
+    assert page.locator('[data-testid="stException"]').count() == 0

@@ -28,6 +28,7 @@ def _write_to_url(key: str) -> None:
 
 
 def render() -> None:
+    state.collect_kept()  # a training run stopped by the click that started this run: its model first
     pending = st.session_state.pop(state.PENDING_MODEL, None)
     if pending:
         st.session_state[state.MODEL] = pending

@@ -31,6 +31,7 @@ FLASH = "flash"  # a message to show once after a rerun
 FLASH_WARNING = "flash_warning"  # the same, for something that did not happen (shown as a warning)
 USER_COUNT = "user_model_count"  # how many models this session has added: numbers them in the picker
 PENDING_MODEL = "pending_model"  # a new model to select before the picker is drawn next run
+KEPT = "_kept"  # what a training run that was stopped keeps, for the next run to install (see kept_box)
 SAMPLE_N = "n_samples"  # Random samples page: how many draws (the latent page overlays the same ones)
 SAMPLE_SEED = "sample_seed"  # Random samples page: seed of z ~ N(0, I)
 TEMPERATURE = "temperature"  # Random samples page: scale of z
@@ -169,6 +170,36 @@ def add_user_model(model: VAE, meta: dict, source: str, test_data: Dataset | Non
         models.pop(next(iter(models)))
     st.session_state[PENDING_MODEL] = model_id  # the picker already exists this run
     return model_id
+
+
+def kept_box() -> dict:
+    """Where a training run leaves what it keeps when it is stopped; taken when the run starts.
+
+    A click on Stop, or on another page, makes Streamlit stop the run. With fast reruns (the default)
+    it then starts the next run at once, in another thread, and in the stopped one every st.* call,
+    session state included, raises StopException again. So the stopped run puts the model in this
+    plain dict, which it holds already, and sets box["done"]; the next run installs it (collect_kept).
+    """
+    return st.session_state.setdefault(KEPT, {})
+
+
+def collect_kept(wait_s: float = 30.0) -> None:
+    """Install what a stopped training run kept, once: the model (current from now on) and its message.
+    Called before the model picker is drawn; waits for a run still unwinding (milliseconds, normally)."""
+    box = st.session_state.get(KEPT)
+    if not box:
+        return
+    done = box.get("done")
+    if done is not None and not done.is_set():
+        with st.spinner("Stopping the training run…"):
+            done.wait(wait_s)
+    user_models()  # raises here, before anything is taken from the box, if this run is being stopped too
+    kept = box.pop("kept", None)
+    if kept is None:
+        return
+    if kept.get("model") is not None:
+        add_user_model(kept["model"], kept["meta"], "trained", kept.get("test_data"))
+    st.session_state[FLASH_WARNING if kept.get("warning") else FLASH] = kept["message"]
 
 
 def check_upload(model: VAE, meta: dict) -> None:

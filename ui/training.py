@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import math
 import threading
 import time
@@ -119,39 +120,46 @@ def _run(dataset: str, data_dir: str | None, model_cfg: dict, train_cfg: TrainCo
     def out_of_time() -> bool:
         return time.monotonic() > deadline
 
+    box = state.kept_box()
+    box.clear()
+    box["done"] = done = threading.Event()
     try:
         train(
             model, train_set, test_set, train_cfg, on_step=on_step, on_epoch_end=on_epoch_end, should_stop=out_of_time
         )
     except LatentLabError as exc:
+        done.set()
         st.error(f"Training stopped: {public_text(exc)}. Nothing was kept; the current model is unchanged.")
-    except ScriptControlException:  # Stop (a rerun) or the session ending: keep the last completed epoch
-        _keep_stopped(model, meta, last_epoch, train_cfg.epochs, own_test)
+        return
+    except ScriptControlException:  # Stop, another page, or the session ending: keep the last completed epoch
+        box["kept"] = _kept(model, meta, last_epoch, train_cfg.epochs, own_test)
+        done.set()
+        with contextlib.suppress(ScriptControlException):  # after a stop request the next run installs it
+            state.collect_kept()
         raise
-    else:
-        if len(history) < train_cfg.epochs:  # the public demo's time limit
-            _keep_stopped(model, meta, last_epoch, train_cfg.epochs, own_test, TIME_LIMIT)
-        else:
-            _keep(model, meta, "Trained;", own_test)
+    finally:
+        done.set()
+    why = TIME_LIMIT if len(history) < train_cfg.epochs else ""  # the public demo's time limit
+    box["kept"] = _kept(model, meta, last_epoch if why else None, train_cfg.epochs, own_test, why)
+    state.collect_kept()
 
 
 TIME_LIMIT = f"this public demo trains for at most {PUBLIC_RUN_S // 60} minutes at a time, so others can too"
 
 
-def _keep_stopped(
-    model: VAE, meta: dict, last_epoch: dict, total: int, test_data: Dataset | None, why: str = ""
-) -> None:
-    """Install the weights of the last completed epoch, or say that none was completed."""
-    if not last_epoch:
-        st.session_state[state.FLASH_WARNING] = NOTHING_KEPT[:-1] + f" ({why})." if why else NOTHING_KEPT
-        return
-    model.load_state_dict(last_epoch)
-    done = len(meta["history"])
-    _keep(model, meta, f"Stopped after epoch {done} of {total}{f' ({why})' if why else ''};", test_data)
-
-
-def _keep(model: VAE, meta: dict, word: str, test_data: Dataset | None) -> None:
+def _kept(
+    model: VAE, meta: dict, last_epoch: dict | None, total: int, test_data: Dataset | None, why: str = ""
+) -> dict:
+    """What a run keeps, for state.collect_kept: all of it (last_epoch None), or the weights of the last
+    completed epoch, or nothing. No st.* call here: a stopped run can make none (see state.kept_box)."""
+    message = "the new model is now current (only in your session)."
+    if last_epoch is not None:
+        if not last_epoch:
+            return {"message": NOTHING_KEPT[:-1] + f" ({why})." if why else NOTHING_KEPT, "warning": True}
+        model.load_state_dict(last_epoch)
+        message = f"Stopped after epoch {len(meta['history'])} of {total}{f' ({why})' if why else ''}; {message}"
+    else:
+        message = f"Trained; {message}"
     model.cpu().eval()
-    state.add_user_model(model, dict(meta, history=list(meta["history"])), "trained", test_data)
-    st.session_state[state.FLASH] = f"{word} the new model is now current (only in your session)."
-    st.session_state["_trained_at"] = time.time()
+    kept_meta = dict(meta, history=list(meta["history"]))
+    return {"model": model, "meta": kept_meta, "test_data": test_data, "message": message}
