@@ -18,7 +18,7 @@ from vae_core import (
     DatasetNotFoundError,
     load_dataset,
 )
-from vae_core.data import BUNDLED_DATA_DIR
+from vae_core.data import BUNDLED_DATA_DIR, read_local_labels
 
 IMAGES_MAGIC, LABELS_MAGIC = 2051, 2049
 
@@ -275,8 +275,6 @@ def test_real_mnist_reads_as_torchvision_reads_it(mnist_dir, mnist_test, tmp_pat
 def test_local_labels_are_the_datasets_labels_read_without_torch(mnist_dir, monkeypatch):
     """What the app's first page reads instead of the whole test split (ui/cache.py), for the bundled
     copy and for a data folder; None where the split would be downloaded or is not an IDX set."""
-    from vae_core.data import read_local_labels
-
     for folder in (mnist_dir, Path("/nonexistent")):  # VAE_DATA_DIR's files, then the bundled copy
         monkeypatch.setenv("VAE_DATA_DIR", str(folder))
         labels = read_local_labels("mnist", "test")
@@ -284,3 +282,20 @@ def test_local_labels_are_the_datasets_labels_read_without_torch(mnist_dir, monk
     assert read_local_labels("mnist", "train") is None  # not on disk there: load_dataset would download it
     assert read_local_labels("fashion-mnist", "test") is None
     assert read_local_labels("digits", "test") is None and read_local_labels("idx", "test") is None
+
+
+def test_idx_files_in_the_default_folder_are_mnist_not_the_other_sets(tmp_path, no_download, monkeypatch):
+    """The three sets' files have the same names: bare files in VAE_DATA_DIR are MNIST's. Fashion-MNIST
+    and KMNIST are read from a folder named for them, or from a data_dir the caller names."""
+    write_split(tmp_path, "test", idx_images(tiny_images()), idx_labels([1, 2, 3, 4, 5, 6]))
+    monkeypatch.setenv("VAE_DATA_DIR", str(tmp_path))
+    assert load_dataset("mnist", "test").labels.tolist() == [1, 2, 3, 4, 5, 6]
+    for name in ("fashion-mnist", "kmnist"):
+        with pytest.raises(DatasetNotFoundError):
+            load_dataset(name, "test")  # not MNIST's files under its name: it tries to download
+        assert read_local_labels(name) is None
+        assert load_dataset(name, "test", data_dir=tmp_path).class_names[1] != "1"  # named: read as this set
+        (tmp_path / name).mkdir()
+        write_split(tmp_path / name, "test", idx_images(tiny_images()), idx_labels([0, 0, 0, 0, 0, 0]))
+        assert load_dataset(name, "test").labels.tolist() == [0] * 6
+    assert len(no_download) == 2
