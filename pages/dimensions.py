@@ -28,8 +28,9 @@ teaching.expander()
 entry = state.current()
 data = views.require_test_data(entry)  # first: the latents need it too, and this stops cleanly
 mu, logvar = cache.latents(entry.fingerprint, entry)
+autoencoder = entry.config.kind == "ae"  # no KL term and a fixed σ: its "KL" would mean nothing
 kl = kl_per_dimension(mu, logvar)
-order = np.argsort(-kl)
+order = np.argsort(-(mu.std(0) if autoencoder else kl))
 
 url = urlstate.restore({"digit": int, "steps": int})
 if 0 <= url.get("digit", -1) < len(data):
@@ -43,6 +44,11 @@ urlstate.publish({"digit": digit, "steps": steps})
 urlstate.link_box()
 
 active = kl > ACTIVE_KL_NATS
+if autoencoder:
+    st.info(
+        "This is a plain autoencoder: it has no KL term and no σ, so no dimension is 'active' or "
+        "'collapsed' in the VAE's sense. Its rows are ordered by how much μ varies across the test digits."
+    )
 frame = pd.DataFrame(
     {
         "dimension": [f"z{j}" for j in order],
@@ -62,26 +68,37 @@ bars = (
         tooltip=["dimension", alt.Tooltip("KL:Q", format=".3f"), "status"],
     )
 )
-st.altair_chart(bars, width="stretch")
-st.caption(f"{int(active.sum())} of {len(kl)} dimensions are active (average KL above {ACTIVE_KL_NATS} nats).")
+if not autoencoder:
+    st.altair_chart(bars, width="stretch")
+    st.caption(f"{int(active.sum())} of {len(kl)} dimensions are active (average KL above {ACTIVE_KL_NATS} nats).")
 
 scale = max(1, 40 // entry.model.config.image_shape[0])
-rows = [cache.decode_np(entry, traversal_codes(mu[digit], int(j), mu, steps)) for j in order[:MAX_ROWS]]
+spread = 0.0 if autoencoder else 1.0  # a VAE's unused dimension is swept over the prior's ±2 too
+codes = [traversal_codes(mu[digit], int(j), mu, steps, min_spread=spread) for j in order[:MAX_ROWS]]
+rows = [cache.decode_np(entry, c) for c in codes]
 left, right = st.columns([2, 1])
 with left:
     grid = to_pil_grid(torch.cat(rows), nrow=steps, scale=scale)
-    labels = [f"z{j} ({'active' if active[j] else 'inactive'}, KL {kl[j]:.2f})" for j in order[:MAX_ROWS]]
+    if autoencoder:
+        labels = [f"z{j} (μ std {mu[:, j].std():.2f})" for j in order[:MAX_ROWS]]
+    else:
+        labels = [f"z{j} ({'active' if active[j] else 'inactive'}, KL {kl[j]:.2f})" for j in order[:MAX_ROWS]]
     st.image(grid, caption="Rows, top to bottom: " + "; ".join(labels))
     views.download(st, "Download traversals (PNG)", partial(to_png_bytes, grid), "traversals.png", "image/png")
 with right:
     st.markdown("#### How to read a row")
     st.markdown(
         f"Row *z_j* starts from the μ of test digit #{digit} and moves only *z_j*, from its data mean − 2 "
-        "standard deviations to + 2 (the range the encoder actually uses). The other dimensions stay put."
+        "standard deviations to + 2 (the range the encoder actually uses"
+        + ("" if autoencoder else "; at least ±2, the prior's range")
+        + "). The other dimensions stay put."
     )
-    st.markdown("#### Inactive dimensions")
-    st.markdown(
-        "A dimension whose KL is near zero has q(z_j|x) ≈ N(0, 1) for every image: the encoder ignores "
-        "it and the decoder learns to ignore it too (*posterior collapse*). Its row does not change. "
-        "The KL term makes unused dimensions cheap to switch off; a larger β switches off more."
-    )
+    if not autoencoder:
+        st.markdown("#### Inactive dimensions")
+        st.markdown(
+            "A dimension whose KL is near zero has q(z_j|x) ≈ N(0, 1) for every image: the encoder ignores "
+            "it and the decoder learns to ignore it too (*posterior collapse*). Its row is swept as far as "
+            "the prior reaches and still does not change. The KL term makes unused dimensions cheap to "
+            "switch off; a larger β switches off more (an MNIST model with Z = 20 and β = 4 switched off 7 of its 20 "
+            "after 5 epochs)."
+        )

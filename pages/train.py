@@ -99,12 +99,18 @@ with train_tab:
             st.rerun()
 
 
-def show_test_loss(metric_at, caption_at, loss: dict, beta: float, when: str) -> None:
+def show_test_loss(metric_at, caption_at, loss: dict, beta: float | None, when: str) -> None:
+    """beta None: a plain autoencoder, whose loss is its reconstruction alone."""
     metric_at.metric(
         "Test loss (nats/image)",
         f"{loss['loss']:.1f}",
-        help=f"reconstruction {loss['recon']:.1f} + β x KL {loss['kl']:.1f}",
+        help=f"reconstruction {loss['recon']:.1f}" + ("" if beta is None else f" + β x KL {loss['kl']:.1f}"),
     )
+    if beta is None:
+        caption_at.caption(
+            f"Test loss {loss['loss']:.2f}: reconstruction only (an autoencoder has no KL term), {when}."
+        )
+        return
     caption_at.caption(
         f"Test loss {loss['loss']:.2f} = reconstruction {loss['recon']:.2f} + "
         f"β · KL {loss['kl']:.2f} (β = {beta:g}), {when}."
@@ -133,7 +139,7 @@ views.download(
     "application/octet-stream",
     "download_model",
 )
-beta = entry.model.config.beta
+beta = None if entry.config.kind == "ae" else entry.model.beta
 if "test_loss" in last:
     recorded = {"loss": last["test_loss"], "recon": last["test_recon"], "kl": last["test_kl"]}
     show_test_loss(c4, loss_caption, recorded, beta, f"after {last['epoch']} epochs")

@@ -44,6 +44,15 @@ def test_traversal_varies_one_dimension_over_mean_plus_minus_two_std() -> None:
     np.testing.assert_allclose(codes[[0, -1], 1], [lo, hi], rtol=1e-5)
 
 
+def test_an_unused_dimension_is_swept_over_the_priors_range_when_asked() -> None:
+    mu = np.zeros((100, 2), dtype=np.float32)
+    mu[:, 0] = np.random.default_rng(0).normal(size=100)  # dimension 1 never varies: a collapsed one
+    assert np.ptp(traversal_codes(mu[0], 1, mu, steps=5)[:, 1]) == 0  # mean ± 2 x its std of 0
+    np.testing.assert_allclose(traversal_codes(mu[0], 1, mu, steps=5, min_spread=1.0)[[0, -1], 1], [-2, 2])
+    wide = traversal_codes(mu[0], 0, mu, steps=5, min_spread=0.5)[[0, -1], 0]  # a wider spread is kept
+    np.testing.assert_allclose(wide, mu[:, 0].mean() + np.array([-2, 2]) * mu[:, 0].std(), rtol=1e-5)
+
+
 def test_nearest_rows_agrees_with_brute_force() -> None:
     rng = np.random.default_rng(1)
     ref, queries = rng.normal(size=(700, 6)), rng.normal(size=(300, 6))

@@ -186,6 +186,17 @@ def test_dimensions_page_reports_active_dimensions_and_keeps_its_link() -> None:
     assert len(at.get("image")) == 1
 
 
+def test_an_autoencoder_is_not_described_by_a_kl_it_does_not_have() -> None:
+    at = open_page("pages/dimensions.py", query={"model": "mnist-ae-z2"})
+    assert_clean(at)
+    assert "plain autoencoder: it has no KL term" in at.info[0].value
+    assert not any("dimensions are active" in c.value for c in at.caption) and not at.get("vega_lite_chart")
+    rows = at.get("image")[0].proto.imgs[0].caption
+    assert "μ std" in rows and "KL" not in rows
+    at.switch_page("pages/train.py").run()
+    assert any("reconstruction only (an autoencoder has no KL term)" in c.value for c in at.caption)
+
+
 def test_compare_page_shows_both_latent_spaces_and_both_sample_grids() -> None:
     at = open_page("pages/compare.py")
     assert_clean(at)

@@ -34,9 +34,13 @@ def kl_per_dimension(mu: np.ndarray, logvar: np.ndarray) -> np.ndarray:
     return kl_divergence(torch.as_tensor(mu), torch.as_tensor(logvar)).mean(0).numpy()
 
 
-def traversal_codes(base: np.ndarray, dim: int, mu: np.ndarray, steps: int, width: float = 2.0) -> np.ndarray:
-    """Copies of `base` (Z,) with dimension `dim` swept over mean ± width x std of mu[:, dim]. (steps, Z)."""
-    centre, spread = float(mu[:, dim].mean()), float(mu[:, dim].std())
+def traversal_codes(
+    base: np.ndarray, dim: int, mu: np.ndarray, steps: int, width: float = 2.0, min_spread: float = 0.0
+) -> np.ndarray:
+    """Copies of `base` (Z,) with dimension `dim` swept over mean ± width x std of mu[:, dim], the std
+    taken as at least `min_spread` (1, the prior's: a dimension the encoder leaves unused, whose μ barely
+    varies, is then swept as far as the others, so its row shows whether the decoder ignores it). (steps, Z)."""
+    centre, spread = float(mu[:, dim].mean()), max(float(mu[:, dim].std()), min_spread)
     codes = np.repeat(base[None, :].astype(np.float32), steps, axis=0)
     codes[:, dim] = np.linspace(centre - width * spread, centre + width * spread, steps)
     return codes
