@@ -72,8 +72,9 @@ st.markdown("#### Why only the VAE can be sampled from N(0, I)")
 st.markdown(
     "The autoencoder is only asked to rebuild its inputs, so its codes sit wherever that is easiest, at "
     "their own scale (look at its axes) and with empty gaps between classes. Nothing ties them to N(0, I). "
-    "Draws from N(0, I) all fall in a small patch near its origin, so they decode to a few kinds of digit "
-    "and whole classes are missing. Stretched to its codes' real spread, more classes appear, but some draws "
+    "Draws from N(0, I) all fall in a small patch near its origin, so they decode only to the classes whose "
+    "codes meet there: with this autoencoder, hardly any 0, 1 or 7, whose clusters lie far out. "
+    "Stretched to its codes' real spread, more classes appear, but some draws "
     "land in the gaps between clusters, where the decoder was never taught what to draw: smudges and "
     "hybrids. (With only two dimensions the gaps are small; in higher dimensions almost all of the space is "
     "gaps.) The VAE's KL term pulls every "
@@ -83,6 +84,7 @@ st.markdown(
 )
 st.markdown(
     "**β** weighs that KL term. β = 0 is an autoencoder with noise; β = 1 is the VAE; β > 1 pulls harder "
-    "toward N(0, I): smoother space and better random samples, blurrier reconstructions, and more "
+    "toward N(0, I): a smoother space whose random samples more often look like digits, blurrier samples "
+    "and reconstructions, and more "
     "dimensions switched off entirely (see *Latent dimensions*)."
 )

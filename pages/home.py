@@ -11,7 +11,8 @@ from ui import shell, state, teaching
 st.title("latent-lab: what does a VAE learn?")
 st.markdown(
     "**What am I looking at?** The start page: what this app shows, and one link per page. "
-    "Every page works on the model picked in the sidebar."
+    "Every page but *VAE vs autoencoder*, which compares two bundled models, works on the model picked in "
+    "the sidebar."
 )
 teaching.expander()
 st.markdown(

@@ -8,7 +8,7 @@ from functools import partial
 
 import streamlit as st
 
-from ui import latent_view, state, switch_view, teaching, urlstate, views
+from ui import cache, latent_view, state, switch_view, teaching, urlstate, views
 
 st.title("Latent space")
 st.markdown(
@@ -41,8 +41,10 @@ with left:
         views.show_chart(st, chart, width="content" if layers.manifold else "stretch")
     if frame is not None:
         hint = switch_view.HINT if switchable else switch_view.LAYERED_HINT
+        total = len(cache.test_labels(entry))  # a small test split (digits: 359) has fewer than asked for
+        shown = f"{n} test digits" if n < total else f"all {total} test digits"
         st.caption(
-            f"{latent_view.describe(layers, method, proj.placement)}{hint} {n} test digits · {entry.label} · "
+            f"{latent_view.describe(layers, method, proj.placement)}{hint} {shown} · {entry.label} · "
             f"{state.PROJECTION_LABELS[method]}"
         )
         table = frame.drop(columns=["image", "sigma"], errors="ignore")
@@ -66,5 +68,5 @@ with right:
     st.markdown(
         "Digits that look alike get nearby μ, without any label in training: the classes "
         "separate because similar images need similar codes to be rebuilt well. Random z "
-        "(black crosses) that land between clusters decode to in-between shapes."
+        "(black crosses, with *Overlay random z*) that land between clusters decode to in-between shapes."
     )

@@ -33,7 +33,7 @@ if url.get("n") in SAMPLE_CHOICES:
     st.session_state[state.SAMPLE_N] = url["n"]
 if 0 <= url.get("seed", -1) < 2**31:
     st.session_state[state.SAMPLE_SEED] = url["seed"]
-if 0.0 <= url.get("t", -1.0) <= 2.0:
+if 0.1 <= url.get("t", -1.0) <= 2.0:  # at 0 every draw would be z = 0: one image, n times
     st.session_state[state.TEMPERATURE] = round(url["t"], 1)
 n = c1.select_slider("How many", SAMPLE_CHOICES, 64, key=state.SAMPLE_N, persist_state="session")
 seed = c2.number_input(
@@ -41,7 +41,7 @@ seed = c2.number_input(
 )
 temperature = c3.slider(
     "Temperature (scale of z)",
-    0.0,
+    0.1,
     2.0,
     1.0,
     0.1,

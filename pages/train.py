@@ -78,8 +78,8 @@ with train_tab:
             1.0,
             0.5,
             key="train_beta",
-            help="β > 1 pulls codes harder toward N(0, I): smoother space and better "
-            "random samples, blurrier reconstructions; too high and dimensions go unused.",
+            help="β > 1 pulls codes harder toward N(0, I): a smoother space whose random samples more often "
+            "look like digits, but blurrier samples and reconstructions; too high and dimensions go unused.",
         )
         epochs = c3.number_input("Epochs", 1, 100, 20, key="train_epochs")
         lr = c3.number_input("Learning rate", 1e-5, 10.0, 1e-3, format="%.5f", key="train_lr")

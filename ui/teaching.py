@@ -53,8 +53,9 @@ def slerp_text(latent_dim: int) -> str:
     if latent_dim >= LARGE_Z:
         return text + (
             f"With Z = {latent_dim} this matters: {spread}, close to √Z = {latent_dim**0.5:.1f}, so the "
-            "shorter middle of a line lies where the prior, and the codes the decoder trained on, rarely are. "
-            "Compare the two |z| curves."
+            "shorter middle of a line lies where the prior rarely puts a code. Compare the two |z| curves. "
+            "The distance chart is another yardstick, the nearest test μ, and there slerp need not do better: "
+            "the means sit closer to the origin than draws from the prior do."
         )
     return text + f"With Z = {latent_dim} it matters little: {spread}, so a shorter middle is still a typical code."
 
@@ -84,7 +85,7 @@ term, and its codes leave most of N(0, I) empty.
 |z| dips in the middle. Spherical interpolation (slerp) walks along the arc between the two
 directions and keeps the ends' norm, moving it evenly from one end's to the other's. In many
 dimensions that matters: |z| of draws from N(0, I) concentrates near √Z, and the shorter middle of
-a line lies where the decoder rarely saw codes. With Z = 2 it matters little.
+a line lies where the prior rarely puts a code. With Z = 2 it matters little.
 """
 
 
