@@ -26,7 +26,8 @@ latent_view.restore_url(z_dim)
 with right:
     n = views.points_control()
     params = views.projection_params(method, z_dim)
-    layers = latent_view.controls(z_dim, method)
+    autoencoder = entry.config.kind == "ae"
+    layers = latent_view.controls(z_dim, method, autoencoder)
     latent_view.publish_url(n, params, layers)
     urlstate.link_box()
 with left:
@@ -57,11 +58,18 @@ with left:
         )
 with right:
     st.markdown("#### What a point is")
-    st.markdown(
-        "The encoder gives each image a Gaussian: a mean **μ** and a spread **σ**, Z numbers each. "
-        "A dot is **μ only**: σ is how unsure the encoder is, not a place. Switch to *one sampled z* "
-        "to see the cloud the decoder actually trains on."
-    )
+    if autoencoder:
+        st.markdown(
+            "This is a plain autoencoder: its encoder gives each image one code, Z numbers, and no σ. A dot "
+            "is that code. Nothing pulls the codes toward N(0, I), so look at the axes' scale, and compare "
+            "with a VAE on *VAE vs autoencoder*."
+        )
+    else:
+        st.markdown(
+            "The encoder gives each image a Gaussian: a mean **μ** and a spread **σ**, Z numbers each. "
+            "A dot is **μ only**: σ is how unsure the encoder is, not a place. Switch to *one sampled z* "
+            "to see the cloud the decoder actually trains on."
+        )
     st.markdown("#### From Z dimensions to two")
     st.markdown(teaching.projection_text(method, z_dim, proj.params if proj is not None else None))
     st.markdown("#### What the clusters mean")

@@ -195,6 +195,11 @@ def test_an_autoencoder_is_not_described_by_a_kl_it_does_not_have() -> None:
     assert "μ std" in rows and "KL" not in rows
     at.switch_page("pages/train.py").run()
     assert any("reconstruction only (an autoencoder has no KL term)" in c.value for c in at.caption)
+    at = open_page("pages/latent.py", query={"model": "mnist-ae-z2", "sigma": "1", "show": "sampled"})
+    assert_clean(at)
+    assert not [t for t in at.toggle if "σ" in t.label] and not [r for r in at.radio if r.key == "show"]
+    assert any("plain autoencoder: its encoder gives each image one code" in m.value for m in at.markdown)
+    assert at.query_params["sigma"] == "0" and at.query_params["show"] == "mean"
 
 
 def test_compare_page_shows_both_latent_spaces_and_both_sample_grids() -> None:

@@ -41,9 +41,13 @@ class Layers:
     manifold: bool  # decoded images under the points (Z = 2, raw view)
 
 
-def controls(latent_dim: int, method: str) -> Layers:
-    sampled = st.radio("Each image is drawn at", [SHOW_MEAN, SHOW_SAMPLED], key="show") == SHOW_SAMPLED
-    sigma = st.toggle("Show σ (the encoder's uncertainty)", key="sigma")
+def controls(latent_dim: int, method: str, autoencoder: bool = False) -> Layers:
+    """autoencoder: a plain one gives each image one code and no σ, so there is nothing to sample or show."""
+    if autoencoder:
+        sampled = sigma = False
+    else:
+        sampled = st.radio("Each image is drawn at", [SHOW_MEAN, SHOW_SAMPLED], key="show") == SHOW_SAMPLED
+        sigma = st.toggle("Show σ (the encoder's uncertainty)", key="sigma")
     prior = st.select_slider(
         "Overlay random z ~ N(0, I)",
         PRIOR_CHOICES,
