@@ -261,12 +261,13 @@ NOT_ST = "not a safetensors checkpoint"
 DAMAGED = "the file is damaged: its contents do not match the checksum saved with it"
 HOSTILE_FILES = {  # name: (bytes, or a maker of bytes from a good file and its model; message fragment)
     "zero bytes": (b"", f"0 bytes long: {NOT_ST}"),
-    "random bytes": (random.Random(0).randbytes(4096), "its header claims"),
+    "random bytes": (random.Random(0).randbytes(4096), "it looks like some other file"),
     "random bytes, small header length": (
         struct.pack("<Q", 64) + random.Random(1).randbytes(4088),
         "not a JSON object",
     ),
-    "text file": (b"hello, I am a checkpoint. trust me.\n" * 10, "its header claims"),
+    "text file": (b"hello, I am a checkpoint. trust me.\n" * 10, "it looks like a text file"),
+    "PNG named .safetensors": (b"\x89PNG\r\n\x1a\n" + bytes(100), "it looks like a PNG image"),
     "truncated mid-header": (lambda good, _m: good[:200], "its header claims"),
     "truncated mid-tensor": (lambda good, _m: good[: len(good) - 100], DAMAGED),
     "bit flipped in the tensor data": (lambda good, _m: flip_bit(good, len(good) - 50, 3), DAMAGED),
@@ -276,7 +277,7 @@ HOSTILE_FILES = {  # name: (bytes, or a maker of bytes from a good file and its 
         lambda good, _m: struct.pack("<Q", len(good)) + good[8:],
         "its header claims",
     ),
-    "header of 2**63 bytes": (struct.pack("<Q", 2**63) + b"{}" * 8, "its header claims"),
+    "header of 2**63 bytes": (struct.pack("<Q", 2**63) + b"{}" * 8, "it looks like some other file"),
     "header not JSON": (struct.pack("<Q", 8) + b"\xff\xfe{{{{{{", "not a JSON object"),
     "header a JSON list": (struct.pack("<Q", 8) + b"[1,2,3] ", "not a JSON object"),
     "pickle named .safetensors": (pickle.dumps({"state_dict": [1.0, 2.0, 3.0]}), "looks like a pickle"),

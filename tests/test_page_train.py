@@ -223,7 +223,7 @@ def test_the_train_page_explains_beta_and_offers_the_longer_answer() -> None:
     at = open_page("pages/train.py")
     assert not at.exception
     beta_help = at.number_input(key="train_beta").help
-    assert "β > 1" in beta_help and "blurrier reconstructions" in beta_help and "unused" in beta_help
+    assert "β > 1" in beta_help and "blurrier samples and reconstructions" in beta_help and "unused" in beta_help
     assert any("The longer answer" in e.label for e in at.expander)
 
 

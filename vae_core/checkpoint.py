@@ -222,6 +222,8 @@ def _parse_header(data: bytes) -> dict:
         raise CheckpointError(
             f"{not_st}: it looks like a pickle / torch.save file, which is never loaded here; {CHOOSE_ANOTHER}"
         )
+    if n > MAX_HEADER_BYTES:  # no safetensors writer makes such a header: this is some other file
+        raise CheckpointError(f"{not_st}: it looks like {_looks_like(data)}; {CHOOSE_ANOTHER}")
     if n > len(data) - 8:
         raise CheckpointError(
             f"{not_st}: its header claims {n} bytes but the file has {len(data) - 8} (cut short or not a "
@@ -230,6 +232,28 @@ def _parse_header(data: bytes) -> dict:
     raise CheckpointError(
         f"{not_st}: its header is not a JSON object of at most {MAX_HEADER_BYTES} bytes; {CHOOSE_ANOTHER}"
     )
+
+
+_OTHER_FORMATS = {
+    b"\x89PNG": "a PNG image",
+    b"\xff\xd8\xff": "a JPEG image",
+    b"GIF8": "a GIF image",
+    b"%PDF": "a PDF document",
+    b"\x1f\x8b": "a gzip archive",
+}
+
+
+def _looks_like(data: bytes) -> str:
+    """What a file that is not a safetensors checkpoint seems to be, for the message."""
+    kind = next((name for magic, name in _OTHER_FORMATS.items() if data.startswith(magic)), None)
+    if kind:
+        return kind
+    start = data[:256]
+    try:
+        start.decode("utf-8")
+    except UnicodeDecodeError:
+        return "some other file"
+    return "some other file" if b"\x00" in start else "a text file"
 
 
 def _verify_checksum(header: dict, data: bytes) -> None:
