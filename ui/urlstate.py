@@ -28,20 +28,28 @@ def restore(spec: dict[str, Callable[[str], object]]) -> dict[str, object]:
     return fresh
 
 
+def write(target: dict[str, str]) -> None:
+    """Make the query string exactly `target`, in one message and only if it changes: the browser adds a
+    history entry for every change, so one write per key made Back take several presses per page."""
+    if target != st.query_params.to_dict():
+        st.query_params.from_dict(target)
+
+
 def publish(values: dict[str, object]) -> None:
     """Write this page's state to the URL and drop other pages' keys."""
-    for key in list(st.query_params):
-        if key not in SHARED_KEYS and key not in values:
-            del st.query_params[key]
-    for key, value in values.items():
-        text = str(value)
-        st.query_params[key] = text
+    shared = {key: value for key, value in st.query_params.to_dict().items() if key in SHARED_KEYS}
+    own = {key: str(value) for key, value in values.items()}
+    for key, text in own.items():
         st.session_state[_seen(key)] = text
+    write(shared | own)
 
 
 def link_box() -> None:
-    """The current address, with Streamlit's copy button, to share this exact view."""
-    query = "&".join(f"{k}={v}" for k, v in st.query_params.items())
+    """The current address, with Streamlit's copy button, to share this exact view. The model and the
+    projection are spelled out even at their defaults (the address bar leaves those out), so the link
+    keeps its meaning if the defaults change."""
+    pinned = {key: st.session_state[key] for key in SHARED_KEYS if key in st.session_state}
+    query = "&".join(f"{k}={v}" for k, v in (pinned | st.query_params.to_dict()).items())
     base = (st.context.url or "").split("?")[0]
     with st.popover("Copy link to this view", icon=":material/link:"):
         st.code(f"{base}?{query}" if query else base, language=None)
