@@ -72,7 +72,7 @@ if not autoencoder:
     st.altair_chart(bars, width="stretch")
     st.caption(f"{int(active.sum())} of {len(kl)} dimensions are active (average KL above {ACTIVE_KL_NATS} nats).")
 
-scale = max(1, 40 // entry.model.config.image_shape[0])
+scale = max(1, 64 // entry.model.config.image_shape[0])  # MNIST: 56-pixel tiles, legible on a projector
 spread = 0.0 if autoencoder else 1.0  # a VAE's unused dimension is swept over the prior's ±2 too
 codes = [traversal_codes(mu[digit], int(j), mu, steps, min_spread=spread) for j in order[:MAX_ROWS]]
 rows = [cache.decode_np(entry, c) for c in codes]

@@ -23,7 +23,8 @@ if msg := st.session_state.pop(state.FLASH, None):
 if msg := st.session_state.pop(state.FLASH_WARNING, None):
     st.warning(msg)
 
-load_tab, train_tab = st.tabs(["Load", "Train"])
+# Keyed, so the tab in use stays open when a run ends and the page reruns to show the new model.
+load_tab, train_tab = st.tabs(["Load", "Train"], key="train_tabs", on_change="rerun")
 with load_tab:
     st.markdown(
         "Pick a bundled model in the sidebar, or upload a checkpoint saved by this app or by "
@@ -38,6 +39,10 @@ with load_tab:
             st.error(f"{upload.name} was not loaded: {training.public_text(exc)}. The current model is unchanged.")
         else:
             st.session_state["_loaded_upload"] = upload.file_id
+            if same := state.user_model_like(model, meta):  # the same file again: no second copy in the picker
+                st.session_state[state.PENDING_MODEL] = same
+                st.session_state[state.FLASH] = f"{upload.name} is already loaded; it is now the current model."
+                st.rerun()
             state.add_user_model(model, meta, "uploaded")
             st.session_state[state.FLASH] = f"Loaded {upload.name}; it is now the current model."
             if missing := views.test_split_missing(meta["dataset"]):

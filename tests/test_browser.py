@@ -236,6 +236,7 @@ def test_stop_during_training_keeps_the_epochs_done(server, page) -> None:
     kept = page.get_by_text(re.compile(r"Stopped after epoch \d+ of 100; the new model is now current"))
     kept.wait_for(timeout=60_000)
     _settle(page)
+    assert page.get_by_role("tab", name="Train").get_attribute("aria-selected") == "true"  # still open
     model = page.locator('[data-testid="stSidebar"] input[aria-label="Model"]').input_value()
     assert "trained here" in model, model
     assert page.locator('[data-testid="stException"]').count() == 0

@@ -255,3 +255,14 @@ def test_the_training_line_shows_only_known_keys_with_sane_values(config, line) 
     from ui.training import describe_training
 
     assert describe_training(config) == line
+
+
+def test_the_same_checkpoint_uploaded_twice_is_one_model() -> None:
+    at = open_page("pages/train.py")
+    data = checkpoint_bytes(tiny_entry(3).model, {"dataset": "digits"})
+    at.file_uploader[0].set_value(("mine.safetensors", data, "application/octet-stream")).run()
+    first = at.selectbox(key="model").value
+    at.file_uploader[0].set_value(("again.safetensors", data, "application/octet-stream")).run()
+    assert not at.exception and list(at.session_state["user_models"]) == [first]
+    assert at.selectbox(key="model").value == first
+    assert "again.safetensors is already loaded" in at.success[0].value

@@ -172,6 +172,13 @@ def add_user_model(model: VAE, meta: dict, source: str, test_data: Dataset | Non
     return model_id
 
 
+def user_model_like(model: VAE, meta: dict) -> str | None:
+    """The id of this session's model with exactly these weights, config and data set, if there is one."""
+    target, dataset = fingerprint(model), meta.get("dataset", "mnist")
+    found = (i for i, e in user_models().items() if e.weights_hash == target and e.dataset == dataset)
+    return next(found, None)
+
+
 def kept_box() -> dict:
     """Where a training run leaves what it keeps when it is stopped; taken when the run starts.
 

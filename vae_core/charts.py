@@ -363,7 +363,10 @@ def loss_chart(history: list[dict], height: int = 260) -> alt.Chart:
             x=alt.X("epoch:Q", axis=alt.Axis(tickMinStep=1)),
             y=alt.Y("nats:Q", title="nats per image", scale=alt.Scale(zero=False)),
             color=alt.Color("term:N", sort=["total", "reconstruction", "KL"]),
-            strokeDash=alt.StrokeDash("split:N", sort=["train", "test"]),
+            # A line in the legend, not the points' dot: the dash is what tells train from test.
+            strokeDash=alt.StrokeDash(
+                "split:N", sort=["train", "test"], legend=alt.Legend(symbolType="stroke", symbolStrokeWidth=2)
+            ),
             tooltip=["epoch:Q", "split:N", "term:N", alt.Tooltip("nats:Q", format=".2f")],
         )
     )
