@@ -52,7 +52,7 @@ else:  # a visit (or AppTest)
     warmup.configure_numba_cache()  # before anything imports numba (a deep link may ask for UMAP first)
     try:
         with shell.app_run():
-            sidebar.render()
+            sidebar.render(write_url=pg.url_path not in shell.PUBLISHING)
             fetching = st.sidebar.empty()
             if preload.pending():
                 fetching.vega_lite_chart(RENDERER)

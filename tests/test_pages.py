@@ -77,6 +77,19 @@ def test_url_opens_umap() -> None:
     assert at.query_params["projection"] == "umap"
 
 
+def test_a_change_of_page_keeps_the_models_and_writes_them_back() -> None:
+    """Streamlit's front end empties the query string on a change of page: the session's choice stays."""
+    at = open_page("pages/latent.py")
+    at.selectbox(key="model").set_value("mnist-vae-z20").run()
+    at.selectbox(key="projection").set_value("pca").run()
+    at.query_params.clear()
+    at.switch_page("pages/samples.py").run()
+    assert_clean(at)
+    assert at.selectbox(key="model").value == "mnist-vae-z20" and at.selectbox(key="projection").value == "pca"
+    assert at.query_params["model"] == "mnist-vae-z20" and at.query_params["projection"] == "pca"
+    assert "points" not in at.query_params  # the latent page's own settings went with it
+
+
 def test_choice_goes_back_into_the_url() -> None:
     at = open_page()
     at.selectbox(key="projection").set_value("pca").run()

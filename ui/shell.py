@@ -36,6 +36,7 @@ PAGES = (  # in the sidebar's order; the first is the start page
     Page("pages/digit.py", "Your own digit", ":material/draw:", "digit"),
     Page("pages/dimensions.py", "Latent dimensions", ":material/tune:", "dimensions"),
 )
+PUBLISHING = ("latent", "samples", "interpolate", "compare", "dimensions")  # call urlstate.publish every run
 LIGHT_PAGES = ("", "latent")  # drawn without torch for a bundled MNIST model (ui/preload.py, app.py)
 _local = threading.local()
 
