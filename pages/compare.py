@@ -73,7 +73,7 @@ st.markdown(
     "The autoencoder is only asked to rebuild its inputs, so its codes sit wherever that is easiest, at "
     "their own scale (look at its axes) and with empty gaps between classes. Nothing ties them to N(0, I). "
     "Draws from N(0, I) all fall in a small patch near its origin, so they decode only to the classes whose "
-    "codes meet there: with this autoencoder, hardly any 0, 1 or 7, whose clusters lie far out. "
+    "codes meet there: with this autoencoder, hardly any 0, 1, 7 or 9. "
     "Stretched to its codes' real spread, more classes appear, but some draws "
     "land in the gaps between clusters, where the decoder was never taught what to draw: smudges and "
     "hybrids. (With only two dimensions the gaps are small; in higher dimensions almost all of the space is "

@@ -93,12 +93,21 @@ with left:
         where = interp_view.placement_text(method, proj.placement)
         st.caption(f"The black {interp_view.MODE_LABELS[mode]} path is placed {where}.")
 with right:
-    st.markdown("#### Why the middle looks like a digit")
-    st.markdown(
-        "The KL term packs the codes of all training images into one smooth, gap-free cloud "
-        "around the origin, and the decoder learns to draw something sensible everywhere in it. "
-        "A walk between two codes stays in or near that cloud, so every step decodes to something digit-like; "
-        "the distance chart shows how far each step strays from the nearest test μ."
-    )
+    if entry.config.kind == "ae":
+        st.markdown("#### Why the middle may not look like a digit")
+        st.markdown(
+            "This is a plain autoencoder: nothing packs its codes into one gap-free cloud, so a walk between "
+            "two codes can cross empty space the decoder was never taught to draw, and the middle steps may be "
+            "smudges or hybrids. The distance chart shows how far each step strays from the nearest test μ; "
+            "compare the same two digits with a VAE."
+        )
+    else:
+        st.markdown("#### Why the middle looks like a digit")
+        st.markdown(
+            "The KL term packs the codes of all training images into one smooth, gap-free cloud "
+            "around the origin, and the decoder learns to draw something sensible everywhere in it. "
+            "A walk between two codes stays in or near that cloud, so every step decodes to something "
+            "digit-like; the distance chart shows how far each step strays from the nearest test μ."
+        )
     st.markdown("#### What slerp changes")
     st.markdown(teaching.slerp_text(entry.model.config.latent_dim))

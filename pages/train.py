@@ -24,7 +24,7 @@ if msg := st.session_state.pop(state.FLASH_WARNING, None):
     st.warning(msg)
 
 # Keyed, so the tab in use stays open when a run ends and the page reruns to show the new model.
-load_tab, train_tab = st.tabs(["Load", "Train"], key="train_tabs", on_change="rerun")
+load_tab, train_tab = st.tabs(["Load", "Train"], key="train_tabs")  # no rerun on a click: it would stop a run
 with load_tab:
     st.markdown(
         "Pick a bundled model in the sidebar, or upload a checkpoint saved by this app or by "
@@ -100,8 +100,8 @@ with train_tab:
         cfg = TrainConfig(epochs=int(epochs), lr=float(lr), batch_size=int(batch), precision=precision).resolved()
         model_cfg = {"hidden_sizes": (int(hidden),), "latent_dim": int(latent_dim), "beta": float(beta)}
         training.run(dataset, data_dir.strip(), model_cfg, cfg)
-        if state.PENDING_MODEL in st.session_state:
-            st.rerun()
+        if any(key in st.session_state for key in (state.PENDING_MODEL, state.FLASH, state.FLASH_WARNING)):
+            st.rerun()  # show the new model, or why there is none, at the top of the page
 
 
 def show_test_loss(metric_at, caption_at, loss: dict, beta: float | None, when: str) -> None:

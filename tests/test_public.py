@@ -120,20 +120,26 @@ def test_errors_about_files_carry_a_text_without_the_folder(tmp_path: Path) -> N
     assert "t10k-labels-idx1-ubyte is not an IDX labels file" in corrupt.value.public
 
 
+PROXIED = {"X-Forwarded-For": "203.0.113.7"}
+
+
 @pytest.mark.parametrize(
-    "switch, ip, allowed",
+    "switch, ip, headers, allowed",
     [
-        ("1", None, False),  # the hosted demo: nobody, even on this machine
-        ("0", "203.0.113.7", True),  # a trusted lab server: everybody
-        ("", None, True),  # no switch: a browser on this machine (Streamlit gives no address)...
-        ("", "::ffff:127.0.0.1", True),  # ...also as an IPv4-mapped loopback address
-        ("", "203.0.113.7", False),  # ...but not a visitor from elsewhere
-        ("", "not an address", False),
+        ("1", None, {}, False),  # the hosted demo: nobody, even on this machine
+        ("0", "203.0.113.7", {}, True),  # a trusted lab server: everybody
+        ("", None, {}, True),  # no switch: a browser on this machine (Streamlit gives no address)...
+        ("", "::ffff:127.0.0.1", {}, True),  # ...also as an IPv4-mapped loopback address
+        ("", "203.0.113.7", {}, False),  # ...but not a visitor from elsewhere
+        ("", None, PROXIED, False),  # ...nor one behind a proxy on this machine
+        ("", "127.0.0.1", PROXIED, False),
+        ("", "not an address", {}, False),
     ],
 )
-def test_who_may_name_server_folders(monkeypatch, switch: str, ip: str | None, allowed: bool) -> None:
+def test_who_may_name_server_folders(monkeypatch, switch: str, ip: str | None, headers: dict, allowed: bool) -> None:
     monkeypatch.setenv(ui.access.PUBLIC_ENV, switch)
-    monkeypatch.setattr(ui.access, "st", type("St", (), {"context": type("Ctx", (), {"ip_address": ip})}))
+    context = type("Ctx", (), {"ip_address": ip, "headers": headers})
+    monkeypatch.setattr(ui.access, "st", type("St", (), {"context": context}))
     assert ui.access.folders_allowed() is allowed
     exc = DatasetNotFoundError("/srv/data lacks it", "the folder lacks it")
     assert ui.access.public_text(exc) == ("/srv/data lacks it" if allowed else "the folder lacks it")

@@ -37,13 +37,23 @@ def _local_visitor() -> bool:
     loopback address counts too."""
     ip = st.context.ip_address
     if not isinstance(ip, str):
-        return True
+        return not _proxied()
     try:
         address = ipaddress.ip_address(ip)
     except ValueError:
         return False
     mapped = getattr(address, "ipv4_mapped", None)
-    return address.is_loopback or bool(mapped and mapped.is_loopback)
+    return (address.is_loopback or bool(mapped and mapped.is_loopback)) and not _proxied()
+
+
+def _proxied() -> bool:
+    """The request came through a reverse proxy that says so (nginx and the like): then a loopback address
+    says nothing about where the visitor is. (A plain tunnel, such as ssh -L, cannot be told apart.)"""
+    headers = st.context.headers
+    try:
+        return any(name in headers for name in ("X-Forwarded-For", "Forwarded", "X-Real-Ip"))
+    except TypeError:  # AppTest's stand-in runtime
+        return False
 
 
 def folders_allowed() -> bool:

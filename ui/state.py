@@ -201,12 +201,14 @@ def collect_kept(wait_s: float = 30.0) -> None:
         with st.spinner("Stopping the training run…"):
             done.wait(wait_s)
     user_models()  # raises here, before anything is taken from the box, if this run is being stopped too
-    kept = box.pop("kept", None)
-    if kept is None:
-        return
-    if kept.get("model") is not None:
-        add_user_model(kept["model"], kept["meta"], "trained", kept.get("test_data"))
-    st.session_state[FLASH_WARNING if kept.get("warning") else FLASH] = kept["message"]
+    with box.setdefault("lock", threading.Lock()):  # the stopped run and the next one may both get here
+        kept = box.get("kept")
+        if kept is None:
+            return
+        if kept.get("model") is not None:
+            add_user_model(kept["model"], kept["meta"], "trained", kept.get("test_data"))
+        st.session_state[FLASH_WARNING if kept.get("warning") else FLASH] = kept["message"]
+        box.pop("kept")  # last: a run stopped in the middle of the above leaves it for the next one
 
 
 def check_upload(model: VAE, meta: dict) -> None:

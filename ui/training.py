@@ -91,7 +91,7 @@ def _run(dataset: str, data_dir: str | None, model_cfg: dict, train_cfg: TrainCo
             test_set = load_dataset(dataset, "test", data_dir or None)
         model = VAE(VAEConfig(image_shape=train_set.image_shape, **model_cfg))
     except LatentLabError as exc:
-        st.error(str(exc))
+        st.error(public_text(exc))
         return
     bar, status, chart = st.progress(0.0), st.empty(), st.empty()
     history: list[dict] = []
@@ -120,6 +120,7 @@ def _run(dataset: str, data_dir: str | None, model_cfg: dict, train_cfg: TrainCo
     def out_of_time() -> bool:
         return time.monotonic() > deadline
 
+    state.collect_kept()  # anything a run before this one left (normally collected already)
     box = state.kept_box()
     box.clear()
     box["done"] = done = threading.Event()
@@ -137,14 +138,17 @@ def _run(dataset: str, data_dir: str | None, model_cfg: dict, train_cfg: TrainCo
         with contextlib.suppress(ScriptControlException):  # after a stop request the next run installs it
             state.collect_kept()
         raise
-    finally:
+    except BaseException:
         done.set()
-    why = TIME_LIMIT if len(history) < train_cfg.epochs else ""  # the public demo's time limit
+        raise
+    why = time_limit() if len(history) < train_cfg.epochs else ""  # the public demo's time limit
     box["kept"] = _kept(model, meta, last_epoch if why else None, train_cfg.epochs, own_test, why)
+    done.set()  # only now: a run waiting in collect_kept must find what this one keeps
     state.collect_kept()
 
 
-TIME_LIMIT = f"this public demo trains for at most {PUBLIC_RUN_S // 60} minutes at a time, so others can too"
+def time_limit() -> str:
+    return f"this public demo trains for at most {PUBLIC_RUN_S // 60} minutes at a time, so others can too"
 
 
 def _kept(

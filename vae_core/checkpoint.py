@@ -222,7 +222,7 @@ def _parse_header(data: bytes) -> dict:
         raise CheckpointError(
             f"{not_st}: it looks like a pickle / torch.save file, which is never loaded here; {CHOOSE_ANOTHER}"
         )
-    if n > MAX_HEADER_BYTES:  # no safetensors writer makes such a header: this is some other file
+    if n > MAX_HEADER_BYTES:  # far beyond any latent-lab checkpoint's header: most likely another kind of file
         raise CheckpointError(f"{not_st}: it looks like {_looks_like(data)}; {CHOOSE_ANOTHER}")
     if n > len(data) - 8:
         raise CheckpointError(

@@ -126,7 +126,7 @@ def _load_torchvision_set(name: str, split: str, data_dir: Path, bare: bool) -> 
     folder = _local_folder(name, split, data_dir, bare)
     if folder is not None:
         return read_idx_folder(folder, split, name=name, class_names=class_names)
-    _download(tv_name, data_dir, split)
+    _download(tv_name, data_dir, split, place=data_dir if bare else data_dir / name)
     return read_idx_folder(data_dir / tv_name / "raw", split, name=name, class_names=class_names)
 
 
@@ -163,7 +163,8 @@ def read_local_labels(name: str, split: str = "test") -> np.ndarray | None:
     return labels
 
 
-def _download(tv_name: str, data_dir: Path, split: str) -> None:
+def _download(tv_name: str, data_dir: Path, split: str, place: Path) -> None:
+    """torchvision's download into data_dir; offline, the error says to put the files in `place`."""
     import torchvision.datasets as tvd
 
     tree = data_dir / tv_name  # torchvision writes only under root/<ClassName>/raw
@@ -174,7 +175,7 @@ def _download(tv_name: str, data_dir: Path, split: str) -> None:
         _remove_new_paths(tree, before)
         if isinstance(exc, (OSError, RuntimeError)):  # URLError is an OSError
             raise DatasetNotFoundError(
-                _offline_message(tv_name, data_dir, exc), f"{tv_name} is not on disk here and could not be downloaded"
+                _offline_message(tv_name, place, exc), f"{tv_name} is not on disk here and could not be downloaded"
             ) from exc
         raise
 
@@ -184,8 +185,8 @@ def _offline_message(tv_name: str, data_dir: Path, exc: BaseException) -> str:
     reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0]  # torchvision's text runs to many lines
     return (
         f"{tv_name} is not on disk and could not be downloaded ({reason}). Put the four IDX files "
-        f"{', '.join(files)} (raw or .gz) in {data_dir}, or set VAE_DATA_DIR / --data-dir to the folder "
-        "that holds them."
+        f"{', '.join(files)} (raw or .gz) in {data_dir}, or name the folder that holds them with --data-dir"
+        + (" or VAE_DATA_DIR." if tv_name == "MNIST" else " (VAE_DATA_DIR's own files count as MNIST's).")
     )
 
 

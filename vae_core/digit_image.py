@@ -169,7 +169,8 @@ def _decode(data: bytes) -> tuple[Image.Image, str]:
 
 
 def _work_size(size: tuple[int, int]) -> tuple[int, int]:
-    """The size with at most WORK_PIXELS pixels and the same aspect ratio (a thin strip keeps its height)."""
+    """The size with at most WORK_PIXELS pixels and the same aspect ratio. (Shrinking by area, not by the
+    longer side, keeps a thin strip's ink: a 10000 x 20 strip is left alone, not cut to 1024 x 2.)"""
     scale = min(1.0, math.sqrt(WORK_PIXELS / (size[0] * size[1])))
     return max(1, round(size[0] * scale)), max(1, round(size[1] * scale))
 
