@@ -356,17 +356,14 @@ def loss_chart(history: list[dict], height: int = 260) -> alt.Chart:
                 if value is not None:
                     rows.append({"epoch": record["epoch"], "split": split, "term": name, "nats": value})
     frame = pd.DataFrame(rows, columns=["epoch", "split", "term", "nats"])
-    return (
-        alt.Chart(frame, height=height)
-        .mark_line(point=True)
-        .encode(
-            x=alt.X("epoch:Q", axis=alt.Axis(tickMinStep=1)),
-            y=alt.Y("nats:Q", title="nats per image", scale=alt.Scale(zero=False)),
-            color=alt.Color("term:N", sort=["total", "reconstruction", "KL"]),
-            # A line in the legend, not the points' dot: the dash is what tells train from test.
-            strokeDash=alt.StrokeDash(
-                "split:N", sort=["train", "test"], legend=alt.Legend(symbolType="stroke", symbolStrokeWidth=2)
-            ),
-            tooltip=["epoch:Q", "split:N", "term:N", alt.Tooltip("nats:Q", format=".2f")],
-        )
+    base = alt.Chart(frame, height=height).encode(
+        x=alt.X("epoch:Q", axis=alt.Axis(tickMinStep=1)),
+        y=alt.Y("nats:Q", title="nats per image", scale=alt.Scale(zero=False)),
+        color=alt.Color("term:N", sort=["total", "reconstruction", "KL"]),
+        detail="split:N",
+        tooltip=["epoch:Q", "split:N", "term:N", alt.Tooltip("nats:Q", format=".2f")],
     )
+    # Lines and points as two layers: drawn on the lines, the dash shows in the legend as a dashed line
+    # (with mark_line(point=True) the legend showed neither line nor dash, only the words).
+    lines = base.mark_line().encode(strokeDash=alt.StrokeDash("split:N", sort=["train", "test"]))
+    return lines + base.mark_point(filled=True, size=25)
