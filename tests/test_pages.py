@@ -90,6 +90,15 @@ def test_a_change_of_page_keeps_the_models_and_writes_them_back() -> None:
     assert "points" not in at.query_params  # the latent page's own settings went with it
 
 
+def test_a_link_to_a_model_of_an_ended_session_says_so() -> None:
+    at = open_page(query={"model": "trained-0123abcd", "projection": "pca"})  # the run the link opens
+    assert_clean(at)
+    assert "is not here: a model trained or uploaded lives only in the session" in at.toast[0].value
+    assert "trained-0123abcd" not in at.toast[0].value  # the address's text is never echoed as Markdown
+    assert at.selectbox(key="model").value == "mnist-vae-z2" and at.query_params["model"] == "mnist-vae-z2"
+    assert at.selectbox(key="projection").value == "pca"  # the rest of the link still applies
+
+
 def test_choice_goes_back_into_the_url() -> None:
     at = open_page()
     at.selectbox(key="projection").set_value("pca").run()
