@@ -44,32 +44,37 @@ urlstate.publish({"digit": digit, "steps": steps})
 urlstate.link_box()
 
 active = kl > ACTIVE_KL_NATS
+
+
+def kl_bars(kl: np.ndarray, order: np.ndarray, active: np.ndarray):
+    """Each dimension's average KL, largest first, coloured active or collapsed."""
+    frame = pd.DataFrame(
+        {
+            "dimension": [f"z{j}" for j in order],
+            "KL": kl[order],
+            "status": np.where(active[order], "active", "inactive (collapsed)"),
+        }
+    )
+    status = alt.Scale(domain=["active", "inactive (collapsed)"], range=["#4c78a8", "#bbbbbb"])
+    return (
+        alt.Chart(frame, height=160)
+        .mark_bar()
+        .encode(
+            x=alt.X("dimension:N", sort=None),
+            y=alt.Y("KL:Q", title="KL (nats)"),
+            color=alt.Color("status:N", scale=status),
+            tooltip=["dimension", alt.Tooltip("KL:Q", format=".3f"), "status"],
+        )
+    )
+
+
 if autoencoder:
     st.info(
         "This is a plain autoencoder: it has no KL term and no σ, so no dimension is 'active' or "
         "'collapsed' in the VAE's sense. Its rows are ordered by how much μ varies across the test digits."
     )
-frame = pd.DataFrame(
-    {
-        "dimension": [f"z{j}" for j in order],
-        "KL": kl[order],
-        "status": np.where(active[order], "active", "inactive (collapsed)"),
-    }
-)
-bars = (
-    alt.Chart(frame, height=160)
-    .mark_bar()
-    .encode(
-        x=alt.X("dimension:N", sort=None),
-        y=alt.Y("KL:Q", title="KL (nats)"),
-        color=alt.Color(
-            "status:N", scale=alt.Scale(domain=["active", "inactive (collapsed)"], range=["#4c78a8", "#bbbbbb"])
-        ),
-        tooltip=["dimension", alt.Tooltip("KL:Q", format=".3f"), "status"],
-    )
-)
-if not autoencoder:
-    st.altair_chart(bars, width="stretch")
+else:
+    st.altair_chart(kl_bars(kl, order, active), width="stretch")
     st.caption(f"{int(active.sum())} of {len(kl)} dimensions are active (average KL above {ACTIVE_KL_NATS} nats).")
 
 scale = max(1, 64 // entry.model.config.image_shape[0])  # MNIST: 56-pixel tiles, legible on a projector
