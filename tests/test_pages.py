@@ -400,3 +400,16 @@ def test_the_start_page_links_every_other_page_once_with_its_sidebar_title() -> 
     links = [(link.proto.page, link.proto.label) for link in at.get("page_link")]
     assert sorted(label for _, label in links) == sorted(page.title for page in shell.PAGES[1:])
     assert links[0][1] == "Latent space" and links[-1][1] == "Train or load a model"
+
+
+def test_the_pages_said_to_publish_their_settings_are_the_ones_that_do() -> None:
+    """app.py lets the sidebar write the URL only on pages that do not (ui/shell.PUBLISHING); a page in the
+    wrong list would write the address twice a run, or never write the model and projection."""
+    from ui import shell
+
+    publishing = {
+        page.url
+        for page in shell.PAGES
+        if "publish" in (ROOT / page.file).read_text()  # publish or publish_url
+    }
+    assert publishing == set(shell.PUBLISHING)

@@ -128,22 +128,19 @@ def _run(dataset: str, data_dir: str | None, model_cfg: dict, train_cfg: TrainCo
         train(
             model, train_set, test_set, train_cfg, on_step=on_step, on_epoch_end=on_epoch_end, should_stop=out_of_time
         )
+        why = time_limit() if len(history) < train_cfg.epochs else ""  # the public demo's time limit
+        box["kept"] = _kept(model, meta, last_epoch if why else None, train_cfg.epochs, own_test, why)
     except LatentLabError as exc:
-        done.set()
         st.error(f"Training stopped: {public_text(exc)}. Nothing was kept; the current model is unchanged.")
         return
     except ScriptControlException:  # Stop, another page, or the session ending: keep the last completed epoch
         box["kept"] = _kept(model, meta, last_epoch, train_cfg.epochs, own_test)
-        done.set()
+        done.set()  # before collecting here: collect_kept waits for it
         with contextlib.suppress(ScriptControlException):  # after a stop request the next run installs it
             state.collect_kept()
         raise
-    except BaseException:
-        done.set()
-        raise
-    why = time_limit() if len(history) < train_cfg.epochs else ""  # the public demo's time limit
-    box["kept"] = _kept(model, meta, last_epoch if why else None, train_cfg.epochs, own_test, why)
-    done.set()  # only now: a run waiting in collect_kept must find what this one keeps
+    finally:
+        done.set()  # only once "kept" is stored: a run waiting in collect_kept must find it
     state.collect_kept()
 
 

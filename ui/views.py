@@ -59,8 +59,7 @@ def test_split_missing(dataset: str) -> str | None:
     if dataset == "idx":
         return "a checkpoint does not say which folder it was trained on"
     try:
-        with st.spinner(f"Fetching the test split of {dataset}…"):
-            cache.test_set(dataset)
+        cache.test_set(dataset)  # it has a spinner of its own
     except LatentLabError as exc:
         return public_text(exc)
     return None

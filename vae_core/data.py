@@ -103,9 +103,7 @@ def load_dataset(name: str, split: str = "train", data_dir: str | Path | None = 
         if data_dir is None:
             raise DatasetError("dataset 'idx' needs data_dir: a folder holding the four IDX files")
         return read_idx_folder(data_dir, split, name="idx", class_names=DIGIT_NAMES)
-    if data_dir:
-        return _load_torchvision_set(name, split, Path(data_dir), bare=True)
-    return _load_torchvision_set(name, split, default_data_dir(), bare=name == "mnist")
+    return _load_torchvision_set(name, split, Path(data_dir) if data_dir else default_data_dir(), bool(data_dir))
 
 
 def _load_digits(split: str) -> Dataset:
@@ -121,23 +119,27 @@ def _load_digits(split: str) -> Dataset:
     return Dataset("digits", images[idx].contiguous(), labels[idx].contiguous(), DIGIT_NAMES, split)
 
 
-def _load_torchvision_set(name: str, split: str, data_dir: Path, bare: bool) -> Dataset:
+def _load_torchvision_set(name: str, split: str, data_dir: Path, named: bool) -> Dataset:
+    """named: data_dir is the caller's (--data-dir, the IDX folder box), not VAE_DATA_DIR or the cache."""
     tv_name, class_names = _TORCHVISION_SETS[name]
-    folder = _local_folder(name, split, data_dir, bare)
+    folder = _local_folder(name, split, data_dir, named)
     if folder is not None:
         return read_idx_folder(folder, split, name=name, class_names=class_names)
-    _download(tv_name, data_dir, split, place=data_dir if bare else data_dir / name)
+    _download(tv_name, data_dir, split, place=data_dir if _bare(name, named) else data_dir / name)
     return read_idx_folder(data_dir / tv_name / "raw", split, name=name, class_names=class_names)
 
 
-def _local_folder(name: str, split: str, data_dir: Path, bare: bool) -> Path | None:
-    """The folder load_dataset reads a torchvision set's split from when it is already on disk.
+def _bare(name: str, named: bool) -> bool:
+    """Whether IDX files right inside data_dir are this set's. The three sets' files have the same names,
+    so they are only in a folder the caller named for this set, or for MNIST: otherwise a VAE_DATA_DIR
+    holding MNIST's files would pass them off as Fashion-MNIST or KMNIST."""
+    return named or name == "mnist"
 
-    bare: IDX files right inside data_dir count too. The three sets' files have the same names, so
-    they do only in a folder named for this set (an explicit data_dir), or for MNIST: otherwise a
-    VAE_DATA_DIR holding MNIST's files would pass them off as Fashion-MNIST or KMNIST."""
+
+def _local_folder(name: str, split: str, data_dir: Path, named: bool = False) -> Path | None:
+    """The folder load_dataset reads a torchvision set's split from when it is already on disk."""
     tv_name = _TORCHVISION_SETS[name][0]
-    candidates = ([data_dir] if bare else []) + [data_dir / name, data_dir / tv_name / "raw"]
+    candidates = ([data_dir] if _bare(name, named) else []) + [data_dir / name, data_dir / tv_name / "raw"]
     if name == "mnist" and split == "test":
         candidates.append(BUNDLED_DATA_DIR)
     for folder in candidates:
@@ -154,7 +156,7 @@ def read_local_labels(name: str, split: str = "test") -> np.ndarray | None:
     nothing else of the data set (ui/cache.py)."""
     if name not in _TORCHVISION_SETS or split not in _PREFIX:
         return None
-    folder = _local_folder(name, split, default_data_dir(), bare=name == "mnist")
+    folder = _local_folder(name, split, default_data_dir())
     if folder is None:
         return None
     path = _find_idx(folder, split, "labels")

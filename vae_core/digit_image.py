@@ -177,9 +177,10 @@ def _work_size(size: tuple[int, int]) -> tuple[int, int]:
 
 def _shrink(image: Image.Image) -> Image.Image:
     """To WORK_PIXELS, by area averaging; modes PIL cannot resize that way are converted first."""
-    if image.mode not in ("L", "LA", "RGB", "RGBA", "La", "RGBa"):
-        image = _displayable(image) if image.mode not in ("1", "P") else image.convert("RGBA")
-        image = image.convert("RGBA" if image.has_transparency_data else "RGB") if image.mode != "L" else image
+    if image.mode in ("1", "P"):
+        image = image.convert("RGBA" if image.has_transparency_data else "RGB")
+    elif image.mode not in ("L", "LA", "RGB", "RGBA", "La", "RGBa"):
+        image = _displayable(image)  # 16-bit, float, CMYK and the like: to L, RGB or RGBA
     return image.resize(_work_size(image.size), Image.Resampling.BOX)
 
 
