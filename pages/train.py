@@ -23,8 +23,11 @@ if msg := st.session_state.pop(state.FLASH, None):
 if msg := st.session_state.pop(state.FLASH_WARNING, None):
     st.warning(msg)
 
-# Keyed, so the tab in use stays open when a run ends and the page reruns to show the new model.
-load_tab, train_tab = st.tabs(["Load", "Train"], key="train_tabs")  # no rerun on a click: it would stop a run
+# Once a visitor has trained, the Train tab is the one that opens: the page reruns when a run ends (to show
+# the new model), and the flash message above moves the tabs, which Streamlit then draws afresh. Tabs that
+# track their state would rerun on every click, and a click during a run would stop it.
+OPENED_TRAIN = "_opened_train"
+load_tab, train_tab = st.tabs(["Load", "Train"], default="Train" if st.session_state.get(OPENED_TRAIN) else None)
 with load_tab:
     st.markdown(
         "Pick a bundled model in the sidebar, or upload a checkpoint saved by this app or by "
@@ -96,6 +99,7 @@ with train_tab:
                 "epochs it finished; one visitor trains at a time."
             )
     if start:
+        st.session_state[OPENED_TRAIN] = True
         st.button("Stop (keeps the epochs done so far)", key="stop")
         cfg = TrainConfig(epochs=int(epochs), lr=float(lr), batch_size=int(batch), precision=precision).resolved()
         model_cfg = {"hidden_sizes": (int(hidden),), "latent_dim": int(latent_dim), "beta": float(beta)}
