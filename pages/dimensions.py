@@ -18,17 +18,22 @@ from vae_core.images import to_pil_grid, to_png_bytes
 
 MAX_ROWS = 20  # dimensions shown as traversals, most informative first
 
+entry = state.current()
+autoencoder = entry.config.kind == "ae"  # no KL term and a fixed σ: its "KL" would mean nothing
 st.title("Latent dimensions")
 st.markdown(
     "**What am I looking at?** Each row changes one latent dimension of a chosen digit's μ and keeps "
-    "the others fixed; rows are ordered by how much information the dimension carries (its average KL)."
+    "the others fixed; rows are ordered by "
+    + (
+        "how much μ varies along the dimension."
+        if autoencoder
+        else "how much information the dimension carries (its average KL)."
+    )
 )
 teaching.expander()
 
-entry = state.current()
 data = views.require_test_data(entry)  # first: the latents need it too, and this stops cleanly
 mu, logvar = cache.latents(entry.fingerprint, entry)
-autoencoder = entry.config.kind == "ae"  # no KL term and a fixed σ: its "KL" would mean nothing
 kl = kl_per_dimension(mu, logvar)
 order = np.argsort(-(mu.std(0) if autoencoder else kl))
 

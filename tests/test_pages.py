@@ -212,6 +212,7 @@ def test_an_autoencoder_is_not_described_by_a_kl_it_does_not_have() -> None:
     at = open_page("pages/dimensions.py", query={"model": "mnist-ae-z2"})
     assert_clean(at)
     assert "plain autoencoder: it has no KL term" in at.info[0].value
+    assert not any("average KL" in m.value for m in at.markdown)  # nor does the page's opening line say so
     assert not any("dimensions are active" in c.value for c in at.caption) and not at.get("vega_lite_chart")
     rows = at.get("image")[0].proto.imgs[0].caption
     assert "μ std" in rows and "KL" not in rows
