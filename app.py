@@ -22,6 +22,7 @@ if __name__ != "__main__":  # imported by `streamlit run` to start the server
     )
 else:  # a visit (or AppTest)
     st.set_page_config(page_title="latent-lab: what a VAE learns", page_icon=":material/explore:", layout="wide")
+    st.html(shell.COMPACT_CSS)
     pages = [
         st.Page(p.file, title=p.title, icon=p.icon, url_path=p.url or None, default=not p.url) for p in shell.PAGES
     ]

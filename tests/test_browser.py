@@ -260,3 +260,32 @@ def test_back_returns_to_the_previous_page(server, page) -> None:
         assert tab.locator('[data-testid="stException"]').count() == 0
     finally:
         context.close()
+
+
+def _box(tab, selector: str, nth: int = 0) -> dict:
+    return tab.locator(selector).nth(nth).bounding_box()
+
+
+@pytest.mark.parametrize("width", [800, 1024, 1400])
+def test_a_projector_sized_window_gives_the_plot_the_width(server, page, width: int) -> None:
+    """ui/shell.COMPACT_CSS: up to 1280 px the page's side margins shrink from 80 to 24 px; up to 900 px
+    a column narrower than 240 px wraps onto a row of its own, so the latent page's controls go below
+    the plot instead of squeezing it. Wider windows keep Streamlit's own layout."""
+    context = page.context.browser.new_context(viewport={"width": width, "height": 900})
+    tab = context.new_page()
+    try:
+        tab.goto(server + "/latent?model=mnist-vae-z2&projection=raw")
+        _settle(tab)
+        main = _box(tab, '[data-testid="stMainBlockContainer"]')
+        title = _box(tab, "h1")
+        assert title["x"] - main["x"] == (24 if width <= 1280 else 80), title["x"] - main["x"]
+        plot = _box(tab, '[data-testid="stMainBlockContainer"] [data-testid="stVegaLiteChart"]')
+        slider = _box(tab, '[data-testid="stMainBlockContainer"] [data-testid="stSlider"]')  # Test digits to plot
+        beside = slider["x"] > plot["x"] + plot["width"] - 1
+        assert beside == (width > 900), (plot, slider)
+        if not beside:
+            assert slider["y"] > plot["y"] + plot["height"] - 1  # below it, at full width
+            assert plot["width"] > 0.9 * (main["width"] - 48)
+        assert tab.locator('[data-testid="stException"]').count() == 0
+    finally:
+        context.close()

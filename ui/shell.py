@@ -38,6 +38,22 @@ PAGES = (  # in the sidebar's order; the first is the start page
 )
 PUBLISHING = ("latent", "samples", "interpolate", "compare", "dimensions")  # call urlstate.publish every run
 LIGHT_PAGES = ("", "latent")  # drawn without torch for a bundled MNIST model (ui/preload.py, app.py)
+# On a projector or a small laptop (about 1024 px wide, the sidebar open), Streamlit's wide layout
+# keeps 80 px of margin on each side and 96 px above the title, and the plots' control columns
+# truncate their labels. Narrower margins there give the page a fifth more width. The top keeps room
+# for Streamlit's header bar (60 px). A style-only st.html takes no place among the page's elements.
+# Narrower still (an 800 px window with the sidebar open leaves the page about 450 px), a column under
+# 240 px moves onto a row of its own instead of squeezing its neighbour: the latent page's controls go
+# below the plot rather than beside it. Streamlit itself stacks columns only below 640 px of window.
+COMPACT_CSS = """<style>
+@media (max-width: 1280px) {
+  [data-testid="stMainBlockContainer"] { padding: 4rem 1.5rem 2rem 1.5rem; }
+}
+@media (max-width: 900px) {
+  [data-testid="stHorizontalBlock"] { flex-wrap: wrap; }
+  [data-testid="stColumn"] { min-width: min(100%, 240px); }
+}
+</style>"""
 _local = threading.local()
 
 
