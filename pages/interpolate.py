@@ -63,18 +63,18 @@ for m in INTERPOLATION_MODES:
         caption=f"{interp_view.MODE_LABELS[m]}: original #{i0} ({a_name}) · reconstruction · {steps} steps "
         f"· reconstruction · original #{i1} ({b_name})",
     )
-    d1, d2, _ = st.columns([1, 1, 3])
+    row = st.container(horizontal=True)  # side by side at their own widths; wrapped on a narrow screen
     views.download(
-        d1, f"{m} strip (PNG)", partial(to_png_bytes, img), f"interpolation-{m}.png", "image/png", f"png_{m}"
+        row, f"{m} strip (PNG)", partial(to_png_bytes, img), f"interpolation-{m}.png", "image/png", f"png_{m}"
     )
     gif = partial(to_gif_bytes, paths.images[m])
-    views.download(d2, f"{m} (animated GIF)", gif, f"interpolation-{m}.gif", "image/gif", f"gif_{m}")
+    views.download(row, f"{m} (animated GIF)", gif, f"interpolation-{m}.gif", "image/gif", f"gif_{m}")
 
 g1, g2 = st.columns(2)
 g1.altair_chart(step_chart(paths.table, "norm", "|z| along the path"), width="stretch")
 g2.altair_chart(step_chart(paths.table, "nearest", "distance to nearest test μ"), width="stretch")
 st.caption(
-    f"|z| of each step (left); on the right, its distance to the nearest of the {len(mu)} test digits' μ, "
+    f"First chart: |z| of each step. Second: its distance to the nearest of the {len(mu)} test digits' μ, "
     "0 at both ends. A bump means the path leaves the region where test digits' codes lie."
 )
 

@@ -64,7 +64,7 @@ def test_norm_and_nearest_distance_are_charted_for_both_paths() -> None:
     at = open_interpolation()
     assert_clean(at)
     norms, nearest = step_data(at, "norm"), step_data(at, "nearest")
-    assert set(norms["path"]) == set(nearest["path"]) == {"linear", "spherical (slerp)"}
+    assert set(norms["path"]) == set(nearest["path"]) == {"linear", "slerp"}
     assert len(norms) == len(nearest) == 2 * STEPS and (norms["norm"] > 0).all()
     ends = nearest[nearest["step"].isin([0, STEPS - 1])]
     assert len(ends) == 4 and (ends["nearest"] < 1e-5).all(), "both ends are test digits' μ"

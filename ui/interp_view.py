@@ -54,7 +54,7 @@ def both_paths(entry: state.ModelEntry, mu: np.ndarray, i0: int, i1: int, steps:
     for mode, c in codes.items():
         _, dist = nearest_rows(c, mu)
         for step, (norm, d) in enumerate(zip(np.linalg.norm(c, axis=1), dist, strict=True)):
-            rows.append({"step": step, "path": MODE_LABELS[mode], "norm": float(norm), "nearest": float(d)})
+            rows.append({"step": step, "path": mode, "norm": float(norm), "nearest": float(d)})
     return Paths(codes, images, pd.DataFrame(rows))
 
 

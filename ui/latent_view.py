@@ -47,7 +47,12 @@ def controls(latent_dim: int, method: str, autoencoder: bool = False) -> Layers:
         sampled = sigma = False
     else:
         sampled = st.radio("Each image is drawn at", [SHOW_MEAN, SHOW_SAMPLED], key="show") == SHOW_SAMPLED
-        sigma = st.toggle("Show σ (the encoder's uncertainty)", key="sigma")
+        sigma = st.toggle(
+            "Show σ",
+            key="sigma",
+            help="The encoder's uncertainty about each image: a 1σ ellipse around μ in the raw view, "
+            "fainter points for larger σ in a projection.",
+        )
     prior = st.select_slider(
         "Overlay random z ~ N(0, I)",
         PRIOR_CHOICES,
@@ -55,7 +60,15 @@ def controls(latent_dim: int, method: str, autoencoder: bool = False) -> Layers:
         key="prior_n",
         help="The first draws of the Random samples page (its number, seed and temperature).",
     )
-    manifold = latent_dim == 2 and method == "raw" and st.toggle("Decoded images underneath", key="manifold")
+    manifold = (
+        latent_dim == 2
+        and method == "raw"
+        and st.toggle(
+            "Decoded map",
+            key="manifold",
+            help="Underneath the points: what the decoder draws for a regular grid of z over the view.",
+        )
+    )
     return Layers(sampled, sigma, prior, manifold)
 
 

@@ -54,6 +54,6 @@ def link_box() -> None:
     """The current address, with Streamlit's copy button, to share this exact view."""
     query = "&".join(f"{k}={v}" for k, v in (st.query_params.to_dict() | shared_values()).items())
     base = (st.context.url or "").split("?")[0]
-    with st.popover("Copy link to this view", icon=":material/link:"):
+    with st.popover("Link to this view", icon=":material/link:"):
         st.code(f"{base}?{query}" if query else base, language=None)
         st.caption("Opens this page with the same model, projection and settings.")
