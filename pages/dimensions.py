@@ -65,7 +65,9 @@ def kl_bars(kl: np.ndarray, order: np.ndarray, active: np.ndarray):
         alt.Chart(frame, height=160)
         .mark_bar()
         .encode(
-            x=alt.X("dimension:N", sort=None),
+            # An explicit order, not sort=None: Streamlit updates a chart in place when the model changes,
+            # and with sort=None Vega kept the previous model's order for the names they share.
+            x=alt.X("dimension:N", sort=list(frame["dimension"])),
             y=alt.Y("KL:Q", title="KL (nats)"),
             color=alt.Color("status:N", scale=status),
             tooltip=["dimension", alt.Tooltip("KL:Q", format=".3f"), "status"],

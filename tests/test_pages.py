@@ -368,6 +368,10 @@ def test_traversal_rows_are_ordered_by_average_kl(mnist_test) -> None:
     at = open_page("pages/dimensions.py", query={"model": "mnist-vae-z20"})
     assert_clean(at)
     assert traversal_order(at) == expected
+    # The bars name their order: with sort=None, a chart updated in place after a change of model
+    # kept the previous model's order in the browser.
+    bars = json.loads(at.get("vega_lite_chart")[0].proto.spec)
+    assert bars["encoding"]["x"]["sort"] == expected
 
 
 def test_collapsed_dimensions_are_marked_and_come_last() -> None:
