@@ -420,3 +420,13 @@ def test_a_bundled_models_latent_page_is_drawn_without_torch_or_the_projection_l
         assert page["rows"] == 2000 and page["classes"] == [str(d) for d in range(10)]
         assert {f"{a}_{m}" for a in "xy" for m in ("raw", "pca", "tsne", "umap")} <= set(page["columns"])
         assert page["image"].startswith(f"api/thumbs/{model}/")
+
+
+def test_pca_text_for_a_two_dimensional_model_says_nothing_is_dropped() -> None:
+    """With Z = 2, PCA is a centring and a turn: the general text ("distances can only shrink") is wrong there."""
+    from ui import teaching
+
+    text = teaching.projection_text("pca", 2, {"explained_variance_ratio": [0.55, 0.45]})
+    assert "nothing to drop" in text and "PC 1 holds 55%" in text
+    assert "shrink" not in text and "dropped" not in text
+    assert "distances can only shrink" in teaching.projection_text("pca", 20, {"explained_variance_ratio": [0.1, 0.1]})

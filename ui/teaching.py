@@ -30,7 +30,15 @@ def projection_text(method: str, latent_dim: int, fitted: dict | None = None) ->
             else (f" With Z = {latent_dim}, the other {hidden} dimensions are not shown.")
         )
     ratio = (fitted or {}).get("explained_variance_ratio")
-    if method == "pca" and ratio:
+    if method == "pca" and latent_dim <= 2:  # nothing to drop: the view is the raw one, turned
+        text = (
+            f"**PCA**: with Z = {latent_dim} there is nothing to drop. PCA centres the means and turns (or "
+            "mirrors) them so that the first axis follows the direction along which they vary most, so "
+            "distances are exactly the raw view's; only the axes differ."
+        )
+        if ratio:
+            text += f" PC 1 holds {ratio[0]:.0%} of the variance."
+    elif method == "pca" and ratio:
         shares = ", ".join(f"PC {i + 1} {r:.0%}" for i, r in enumerate(ratio))
         text += (
             f" Here the two axes hold {sum(ratio):.0%} of the variance of the means ({shares}); the rest is dropped."
