@@ -68,19 +68,31 @@ for col, (name, model_id) in zip(columns, PAIR.items(), strict=True):
             "image/png",
         )
 
+
+def _price() -> str:
+    """What the KL term costs in reconstruction, from the two models' own recorded test losses."""
+    recon = {name: (state.get_entry(m).meta.get("history") or [{}])[-1].get("test_recon") for name, m in PAIR.items()}
+    if None in recon.values():
+        return "The price is somewhat worse reconstructions."
+    return (
+        f"The price is somewhat worse reconstructions: {recon['VAE']:.1f} against {recon['Autoencoder']:.1f} "
+        "nats per test image for these two (the reconstruction terms; the VAE's total test loss also counts "
+        "its KL term, so compare those two, not the totals, on the Train page)."
+    )
+
+
 st.markdown("#### Why only the VAE can be sampled from N(0, I)")
 st.markdown(
     "The autoencoder is only asked to rebuild its inputs, so its codes sit wherever that is easiest, at "
     "their own scale (look at its axes) and with empty gaps between classes. Nothing ties them to N(0, I). "
     "Draws from N(0, I) all fall in a small patch near its origin, so they decode only to the classes whose "
-    "codes meet there: with this autoencoder, hardly any 0, 1, 7 or 9. "
+    "codes meet there: with this autoencoder, almost no 0, 1 or 7, and few 9s. "
     "Stretched to its codes' real spread, more classes appear, but some draws "
     "land in the gaps between clusters, where the decoder was never taught what to draw: smudges and "
     "hybrids. (With only two dimensions the gaps are small; in higher dimensions almost all of the space is "
     "gaps.) The VAE's KL term pulls every "
     "image's Gaussian toward N(0, I), so its codes fill approximately the region random draws fall in, and the "
-    "N(0, I) samples cover all classes. The price is blurrier reconstructions (compare the test losses on "
-    "the Train page)."
+    "N(0, I) samples cover all classes. " + _price()
 )
 st.markdown(
     "**β** weighs that KL term. β = 0 is an autoencoder with noise; β = 1 is the VAE; β > 1 pulls harder "

@@ -238,6 +238,11 @@ def test_compare_page_shows_both_latent_spaces_and_both_sample_grids() -> None:
     ]
     text = " ".join(m.value for m in at.markdown)
     assert "fill approximately the region" in text and "fill exactly" not in text  # KL pulls, it does not pin
+    # The price of the KL term, from the two models' recorded reconstruction terms (not their totals)
+    from ui import state
+
+    recon = [state.get_entry(m).meta["history"][-1]["test_recon"] for m in ("mnist-vae-z2", "mnist-ae-z2")]
+    assert f"{recon[0]:.1f} against {recon[1]:.1f} nats per test image" in text
 
 
 def test_a_latent_link_restores_points_and_prior_overlay() -> None:
