@@ -107,6 +107,13 @@ def test_manifold_draws_decoded_images_under_the_z2_scatter() -> None:
     spec, frame = layer(with_images, "image")
     assert spec["encoding"]["url"]["field"] == "url" and len(frame) > 1
     assert "Underneath" in on_screen(with_images)
+    # A square plot of fixed size (the images' size is in pixels), its legend below it: with Streamlit's
+    # default autosize "fit", the axes and legend were squeezed into that size and the grid with them.
+    from ui.latent_view import MANIFOLD_PX
+
+    top = json.loads(with_images.get("vega_lite_chart")[0].proto.spec)
+    assert top["autosize"] == {"type": "pad"} and top["config"]["legend"]["orient"] == "bottom"
+    assert top["width"] == top["height"] == MANIFOLD_PX
 
 
 def test_tooltip_shows_the_digit_beside_its_reconstruction() -> None:

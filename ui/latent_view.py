@@ -16,7 +16,9 @@ from . import cache, state, urlstate, views
 
 MAX_ELLIPSES = 400  # outlines beyond this clutter the plot and slow the browser
 MANIFOLD_SIDE = 12  # decoded images per axis under a Z = 2 scatter
-MANIFOLD_PX = 520  # the chart's size when the manifold is drawn: fixes the image size in data units
+# The chart's size when the manifold is drawn (it fixes the images' size in data units), with the
+# legend below it: 420 + the axis labels fit the plot's column on a 1024-px screen with the sidebar open.
+MANIFOLD_PX = 420
 PRIOR_CHOICES = [0, 25, 50, 100, 200]
 DEFAULT_PAGE_SAMPLES = 64  # the Random samples page's default "How many"
 SHOW_MEAN, SHOW_SAMPLED = "its mean μ", "one sampled z ~ N(μ, σ²)"
@@ -173,6 +175,10 @@ def chart(entry: state.ModelEntry, proj: Projection, n: int, method: str, params
         layered = layered + ellipse_layer(outlines, list(frame["class"][:k]), entry.class_names, ELLIPSE_VERTICES)
     if prior_z is not None:
         layered = layered + prior_layer(prior_xy, thumbnail_urls(cache.decode_np(entry, prior_z)))
+    if layers.manifold:
+        # The plot itself MANIFOLD_PX square ("pad": Streamlit's default "fit" would squeeze the axes
+        # and the legend into that size, and the square grid of images with them), the legend below it.
+        layered = layered.configure_legend(orient="bottom").properties(autosize={"type": "pad"})
     return layered, frame
 
 
