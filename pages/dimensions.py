@@ -31,6 +31,7 @@ st.markdown(
     )
 )
 teaching.expander()
+views.undertrained_warning(entry)
 
 data = views.require_test_data(entry)  # first: the latents need it too, and this stops cleanly
 mu, logvar = cache.latents(entry.fingerprint, entry)

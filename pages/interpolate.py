@@ -22,6 +22,7 @@ st.markdown(
 teaching.expander()
 
 entry = state.current()
+views.undertrained_warning(entry)
 data = views.require_test_data(entry)
 names = entry.class_names
 mu, _ = cache.latents(entry.fingerprint, entry)

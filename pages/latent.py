@@ -18,6 +18,7 @@ st.markdown(
 teaching.expander()
 
 entry = state.current()
+views.undertrained_warning(entry)
 views.require_test_labels(entry)  # not the images: a bundled model's sidecar ships what this page shows
 method = st.session_state.get(state.PROJECTION, "raw")
 z_dim = entry.config.latent_dim

@@ -26,6 +26,7 @@ st.markdown(
 teaching.expander()
 
 entry = state.current()
+views.undertrained_warning(entry)
 cfg = entry.model.config
 c1, c2, c3 = st.columns(3)
 url = urlstate.restore({"n": int, "seed": int, "t": float})

@@ -134,6 +134,7 @@ c1.metric("Data set", entry.dataset)
 c2.metric("Latent dimension Z", entry.model.config.latent_dim)
 c3.metric("Parameters", f"{entry.model.n_parameters():,}")
 loss_caption = st.empty()
+views.undertrained_warning(entry)
 if entry.meta.get("history"):
     st.altair_chart(loss_chart(entry.meta["history"]), width="stretch")
 if how := training.describe_training(entry.meta.get("train_config") or {}):

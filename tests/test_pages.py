@@ -423,3 +423,27 @@ def test_the_pages_said_to_publish_their_settings_are_the_ones_that_do() -> None
         if "publish" in (ROOT / page.file).read_text()  # publish or publish_url
     }
     assert publishing == set(shell.PUBLISHING)
+
+
+@pytest.mark.parametrize(
+    "page", ["pages/latent.py", "pages/samples.py", "pages/interpolate.py", "pages/dimensions.py", "pages/train.py"]
+)
+def test_a_model_that_has_barely_learned_is_called_so_where_its_pictures_would_mislead(page: str) -> None:
+    """A review trained the digits set for 5 epochs: KL 0.12 nats, every sample the same blob, and the
+    pages taught as if it had worked. The same weights with the bundled model's own record (KL 7) get
+    no warning."""
+    from ui.state import USER_MODELS, ModelEntry
+    from vae_core import load_checkpoint
+    from vae_core.bundled import bundled_model_paths
+    from vae_core.precompute import fingerprint
+
+    model, meta = load_checkpoint(bundled_model_paths()["mnist-vae-z2"])
+    early = {**meta, "history": [{**meta["history"][-1], "epoch": 5, "test_kl": 0.12}]}
+    for name, m, warned in (("early", early, True), ("done", meta, False)):
+        entry = ModelEntry(name, model.eval(), m, "trained here", fingerprint(model))
+        at = open_page(page, query={"model": name}, state={USER_MODELS: {name: entry}})
+        assert_clean(at)
+        said = [w.value for w in at.warning if "barely begun" in w.value]
+        assert bool(said) == warned, (page, name, [w.value for w in at.warning])
+        if warned:
+            assert "0.12 nats per test image" in said[0] and "stopped after 5" in said[0]

@@ -49,6 +49,28 @@ def projection_params(method: str, latent_dim: int, key: str = "") -> dict:
         return {}
 
 
+UNDERTRAINED_KL = 0.5  # nats per test image; the bundled MNIST VAEs have 7 (Z = 2) and more
+
+
+def undertrained_warning(entry: state.ModelEntry) -> None:
+    """A VAE whose recorded test KL is tiny has learned almost nothing about its inputs yet, and every
+    picture of it (a tight cloud the axes blow up, identical samples, flat traversals) would mislead
+    without this. The average KL bounds the information z carries about the image: it is the mutual
+    information of x and z plus the KL of the codes' overall spread from N(0, I) (Hoffman & Johnson
+    2016, "ELBO surgery")."""
+    last = (entry.meta.get("history") or [{}])[-1]
+    kl = last.get("test_kl")
+    if entry.config.kind == "ae" or kl is None or kl >= UNDERTRAINED_KL:
+        return
+    st.warning(
+        f"This model has barely begun to use its latent space: its KL is {kl:.2f} nats per test image, so z "
+        "carries at most that much information about the image. Every image's Gaussian is still close to "
+        "N(0, I), and the decoder draws nearly the same picture whatever z it gets. Train for more epochs "
+        f"(this one stopped after {last.get('epoch', '?')}).",
+        icon=":material/hourglass_empty:",
+    )
+
+
 def require_test_data(entry: state.ModelEntry):
     """The current model's test split; when it cannot be had here, say so and stop this page only."""
     return _or_stop(entry, cache.test_split)
