@@ -45,7 +45,10 @@ LIGHT_PAGES = ("", "latent")  # drawn without torch for a bundled MNIST model (u
 # Narrower still (an 800 px window with the sidebar open leaves the page about 450 px), a column under
 # 240 px moves onto a row of its own instead of squeezing its neighbour: the latent page's controls go
 # below the plot rather than beside it. Streamlit itself stacks columns only below 640 px of window.
+# Hover images (a digit beside its reconstruction, 58 x 28 px as made) are drawn three times as large,
+# with hard pixel edges: at their own size they were too small to read on a projector.
 COMPACT_CSS = """<style>
+#vg-tooltip-element img { height: 84px; width: auto; image-rendering: pixelated; }
 @media (max-width: 1280px) {
   [data-testid="stMainBlockContainer"] { padding: 4rem 1.5rem 2rem 1.5rem; }
 }
