@@ -41,9 +41,8 @@ c1, c2, c3 = st.columns(3)
 i0 = interp_view.pick(c1, "A", data, names, 1)
 i1 = interp_view.pick(c2, "B", data, names, 7 % len(names))
 steps = c3.slider("Steps", 3, 30, 10, key="steps")
-mode = c3.radio(
-    "Path on the map", INTERPOLATION_MODES, horizontal=True, key="mode", format_func=interp_view.MODE_LABELS.get
-)
+# The path's radio sits beside the map it changes, further down; its value is known from the start.
+mode = st.session_state.get("mode", INTERPOLATION_MODES[0])
 urlstate.publish({"a": i0, "b": i1, "steps": steps, "mode": mode})
 urlstate.link_box()
 
@@ -82,6 +81,7 @@ st.caption(
 method = st.session_state.get(state.PROJECTION, "raw")
 left, right = st.columns([3, 1.2])
 with right:
+    mode = st.radio("Path on the map", INTERPOLATION_MODES, key="mode", format_func=interp_view.MODE_LABELS.get)
     n = views.points_control("interp_points")
     params = views.projection_params(method, entry.model.config.latent_dim, key="interp_")
 with left:

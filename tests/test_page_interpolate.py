@@ -130,3 +130,27 @@ def test_longer_answer_says_slerp_matters_little_at_z2() -> None:
     from ui import teaching
 
     assert "concentrates near √Z" in teaching.LONG_ANSWER and "With Z = 2 it matters little" in teaching.LONG_ANSWER
+
+
+def test_the_path_radio_beside_the_map_draws_that_path_and_goes_into_the_url() -> None:
+    """The radio sits beside the map (it used to be 800 px above it, out of sight on a projector); its
+    value is read at the top of the page for the URL, so the map and the address agree after a click."""
+    from ui import cache, state
+    from vae_core.latents import interpolate
+
+    at = open_interpolation({}, {"how_A": "by test index", "idx_A": 3, "how_B": "by test index", "idx_B": 10})
+    assert_clean(at)
+    assert at.radio(key="mode").value == "linear" and at.query_params["mode"] == "linear"
+    at.radio(key="mode").set_value("slerp").run()
+    assert_clean(at)
+    assert at.query_params["mode"] == "slerp"
+    entry = state.get_entry("mnist-vae-z2")
+    mu, _ = cache.latents(entry.fingerprint, entry)
+    import torch
+
+    codes = interpolate(torch.from_numpy(mu[3]), torch.from_numpy(mu[10]), STEPS, "slerp").numpy()
+    line = next(frame for spec, frame in path_chart(at)[1:] if spec["mark"]["type"] == "line").sort_values("step")
+    np.testing.assert_allclose(line[["x", "y"]].to_numpy(), codes, atol=1e-5)  # raw view: the codes themselves
+    assert any("black spherical (slerp) path" in c.value for c in at.caption)
+    reopened = open_interpolation({"mode": "slerp"})
+    assert reopened.radio(key="mode").value == "slerp"
