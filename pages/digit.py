@@ -101,10 +101,9 @@ if entry.model.config.latent_dim >= 2:
         n = views.points_control("digit_points")
         params = views.projection_params(method, entry.model.config.latent_dim, key="digit_")
     with left:
-        chart, placement = digit_view.map_chart(entry, method, params, n, enc)
+        chart, placement, outline = digit_view.map_chart(entry, method, params, n, enc)
         if chart is not None:
             st.caption(views.axis_caption(method, params))
             views.show_chart(st, chart)
             where = "exactly" if placement == "exact" else "by its nearest test digits"
-            outline = "; the black outline is its 1σ ellipse." if method == "raw" else "."
-            st.caption(f"The black cross is your digit's μ, placed {where}{outline}")
+            st.caption(f"The large black cross is your digit's μ, placed {where}{outline or '.'}")

@@ -104,7 +104,7 @@ if cfg.latent_dim == 2:
     m_left, m_right = st.columns([2, 1])
     m_left.image(
         manifold,
-        caption=f"Decoded z on a {side} x {side} grid of N(0, 1) quantiles (z₁ left to right, z₂ bottom to top)",
+        caption=f"Decoded z on a {side} x {side} grid of N(0, 1) quantiles (z[0] left to right, z[1] bottom to top)",
     )
     views.download(m_left, "Download manifold (PNG)", partial(to_png_bytes, manifold), "manifold.png", "image/png")
     m_right.markdown(

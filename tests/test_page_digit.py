@@ -109,6 +109,10 @@ def test_a_drawn_digit_is_shown_step_by_step_with_its_sigma_ellipse(monkeypatch,
         assert any(c.startswith(f"{name}: ") for c in step_captions), name
     layers = json.loads(at.get("vega_lite_chart")[0].proto.spec)["layer"]
     assert any(layer["mark"]["type"] == "line" for layer in layers)  # the 1σ ellipse
+    mark = layers[-1]["mark"]  # drawn last, large and white-rimmed, to stand out in a dense cluster
+    assert mark["shape"] == "cross" and mark["size"] >= 300 and mark["stroke"] == "white"
+    caption = next(c.value for c in at.caption if "your digit's μ" in c.value)
+    assert "1σ ellipse (σ = " in caption
 
 
 def test_a_cleared_canvas_asks_for_a_digit_instead_of_refusing_a_blank_image(monkeypatch) -> None:

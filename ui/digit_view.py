@@ -11,7 +11,7 @@ import torch
 from PIL import Image
 
 from vae_core.analysis import sigma_ellipses
-from vae_core.charts import ellipse_layer, prior_layer
+from vae_core.charts import ellipse_layer, yours_layer
 from vae_core.digit_image import MNIST_FILL, PreprocessStep, preprocess_steps
 from vae_core.images import to_pil_grid, to_png_bytes
 
@@ -91,14 +91,23 @@ def nearest_test_digits(entry: state.ModelEntry, mu: np.ndarray) -> tuple[torch.
 
 
 def map_chart(entry: state.ModelEntry, method: str, params: dict, n: int, enc: Encoded):
-    """The test digits' scatter with your digit's μ (a cross) and, in the raw view, its 1σ ellipse."""
+    """(chart, placement, what the outline is): the test digits' scatter with your digit's μ (a cross)
+    and, in the raw view, its 1σ ellipse, whose size the text gives (often smaller than the cross)."""
     proj = views.fitted_projection(entry, method, n, params)
     if proj is None:
-        return None, ""
+        return None, "", ""
     point = proj.transform(enc.mu[None, :])
-    chart = views.scatter_chart(entry, proj, n, method, params) + prior_layer(point, [""])
+    chart = views.scatter_chart(entry, proj, n, method, params)
+    note = ""
     if method == "raw":
         dims = list(params["dims"])
-        outline = sigma_ellipses(point, enc.sigma[None, dims])
+        sigma = enc.sigma[dims]
+        outline = sigma_ellipses(point, sigma[None])
         chart = chart + ellipse_layer(outline, ["yours"], ["yours"], len(outline), color="black")
-    return chart, proj.placement
+        # The cross is about 1/30 of a 520-px plot across; the axes span about the points' range.
+        spread = proj.embedding.max(0) - proj.embedding.min(0)
+        hidden = bool(np.all(sigma < spread / 60))
+        note = f"; the black outline is its 1σ ellipse (σ = {sigma[0]:.2f} by {sigma[1]:.2f})" + (
+            ", hidden under the cross at this size: the encoder is sure where your digit goes." if hidden else "."
+        )
+    return chart + yours_layer(point), proj.placement, note

@@ -309,6 +309,18 @@ def prior_layer(coords: np.ndarray, images: list[str]) -> alt.Chart:
     )
 
 
+def yours_layer(coords: np.ndarray) -> alt.Chart:
+    """One point the reader made (their own digit's μ): a large black cross with a white rim, to stand
+    out inside a dense cluster where the prior overlay's small crosses would be lost."""
+    alt = _altair()
+    frame = pd.DataFrame({"x": coords[:, 0], "y": coords[:, 1], "what": "your digit"})
+    return (
+        alt.Chart(frame)
+        .mark_point(shape="cross", color="black", filled=True, size=320, stroke="white", strokeWidth=2, opacity=1)
+        .encode(x="x:Q", y="y:Q", tooltip=["what:N"])
+    )
+
+
 def image_layer(coords: np.ndarray, images: list[str], size_px: int) -> alt.Chart:
     """Images drawn at data coordinates (the decoded manifold under the scatter)."""
     alt = _altair()
