@@ -193,7 +193,8 @@ def switch_scatter_spec(
     return spec
 
 
-WAITING_TEXT = "Not computed yet: computing it now (see the spinner above)…"
+# Said in the empty plot (the page's own spinner is above the chart, often scrolled out of sight).
+WAITING_TEXT = "Computing {label} for these points now: a few seconds, the first time only…"
 
 
 @functools.lru_cache(maxsize=64)
@@ -230,12 +231,15 @@ def _switch_template(columns: tuple[str, ...], class_names: tuple[str, ...], met
     missing = [method for method in names if f"x_{method}" not in columns]
     if missing:  # a line in the middle of the empty plot while the server computes the choice
         layers.append({
-            "data": {"values": [{"projection": method} for method in missing]},
+            "data": {"values": [
+                {"projection": method, "message": WAITING_TEXT.format(label=label)}
+                for method, (label, _, _) in methods if method in missing
+            ]},
             "transform": [{"filter": f"datum.projection === {SWITCH_SIGNAL}"}],
             "mark": {"type": "text", "fontSize": 14, "color": "gray"},
             "encoding": {
                 "x": {"value": {"expr": "width / 2"}}, "y": {"value": {"expr": "height / 2"}},
-                "text": {"value": WAITING_TEXT},
+                "text": {"field": "message", "type": "nominal"},
             },
         })  # fmt: skip
     title = "''"  # the axes of the chosen projection, switched with it
