@@ -33,7 +33,8 @@ if missing:
 url = urlstate.restore({"seed": int})
 if 0 <= url.get("seed", -1) < 2**31:
     st.session_state["compare_seed"] = url["seed"]
-seed = int(st.number_input("Seed for the random z", 0, 2**31 - 1, 0, key="compare_seed"))
+seed_column, _ = st.columns([1, 2])  # narrow: the two scatters below start higher up the screen
+seed = int(seed_column.number_input("Seed for the random z", 0, 2**31 - 1, 0, key="compare_seed"))
 urlstate.publish({"seed": seed})
 urlstate.link_box()
 z = sample_prior(SAMPLES, 2, seed).numpy()

@@ -10,6 +10,7 @@ import streamlit as st
 
 from ui import digit_view, state, teaching, views
 from vae_core import LatentLabError
+from vae_core.bundled import DATASET_TITLES
 from vae_core.images import to_pil_grid, to_png_bytes
 
 st.title("Your own digit")
@@ -59,7 +60,7 @@ except LatentLabError as exc:
     st.error(f"This image was not used: {exc}")
     st.stop()
 
-st.subheader("1. Preprocessing, as for MNIST")
+st.subheader(f"1. Preprocessing, as for {DATASET_TITLES.get(entry.dataset, 'the model')}'s images")
 cols = st.columns(len(steps))
 for col, step in zip(cols, steps, strict=True):
     col.image(step.image, caption=f"{step.name}: {step.note}", width="stretch")

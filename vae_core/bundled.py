@@ -8,7 +8,7 @@ __all__ = ["BUNDLED_MODELS_DIR", "DEFAULT_MODEL", "bundled_model_paths", "model_
 
 BUNDLED_MODELS_DIR = Path(__file__).resolve().parent.parent / "models"
 DEFAULT_MODEL = "mnist-vae-z2"  # 2-D latent space: the scatter needs no projection to be read
-_DATASET_TITLES = {"mnist": "MNIST", "digits": "digits 8x8", "fashion-mnist": "Fashion-MNIST", "kmnist": "KMNIST"}
+DATASET_TITLES = {"mnist": "MNIST", "digits": "digits 8x8", "fashion-mnist": "Fashion-MNIST", "kmnist": "KMNIST"}
 
 
 def bundled_model_paths() -> dict[str, Path]:
@@ -19,5 +19,5 @@ def bundled_model_paths() -> dict[str, Path]:
 def model_label(config_kind: str, latent_dim: int, dataset: str, suffix: str = "") -> str:
     """E.g. 'MNIST VAE, Z=20'."""
     kind = "autoencoder" if config_kind == "ae" else "VAE"
-    title = _DATASET_TITLES.get(dataset, dataset or "unknown data")
+    title = DATASET_TITLES.get(dataset, dataset or "unknown data")
     return f"{title} {kind}, Z={latent_dim}" + (f" ({suffix})" if suffix else "")

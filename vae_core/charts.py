@@ -375,7 +375,12 @@ def loss_chart(history: list[dict], height: int = 260) -> alt.Chart:
     base = alt.Chart(frame, height=height).encode(
         x=alt.X("epoch:Q", axis=alt.Axis(tickMinStep=1)),
         y=alt.Y("nats:Q", title="nats per image", scale=alt.Scale(zero=False)),
-        color=alt.Color("term:N", sort=["total", "reconstruction", "KL"]),
+        # three distinct hues: Streamlit's default palette gave total and reconstruction two close blues
+        color=alt.Color(
+            "term:N",
+            sort=["total", "reconstruction", "KL"],
+            scale=alt.Scale(domain=["total", "reconstruction", "KL"], range=["#1f4e9a", "#e8871e", "#2ca02c"]),
+        ),
         detail="split:N",
         tooltip=["epoch:Q", "split:N", "term:N", alt.Tooltip("nats:Q", format=".2f")],
     )
