@@ -101,7 +101,7 @@ def test_switch_spec_draws_the_chosen_columns_and_a_line_for_the_others() -> Non
             assert f'proj_projection === "{method}" ? datum["{axis}_{method}"]' in calculated[axis]
         assert "tsne" not in calculated[axis] and calculated[axis].endswith(": null")  # not computed: not drawn
     (waiting,) = (p for p in spec["layer"] if p["mark"]["type"] == "text")
-    message = "Computing t-SNE for these points now: a few seconds, the first time only…"
+    message = "Computing t-SNE for these points now: several seconds (the first UMAP after a restart, longer)…"
     assert waiting["data"] == {"values": [{"projection": "tsne", "message": message}]}  # said in the empty plot
     assert waiting["transform"] == [{"filter": "datum.projection === proj_projection"}]
     for _, x_title, y_title in METHODS.values():

@@ -141,6 +141,11 @@ def test_the_path_radio_beside_the_map_draws_that_path_and_goes_into_the_url() -
     at = open_interpolation({}, {"how_A": "by test index", "idx_A": 3, "how_B": "by test index", "idx_B": 10})
     assert_clean(at)
     assert at.radio(key="mode").value == "linear" and at.query_params["mode"] == "linear"
+    # In the column of the map's controls (with its points slider), not in the steps column at the top
+    (beside_map,) = [c for c in at.columns if any(s.key == "interp_points" for s in c.select_slider)]
+    assert [r.key for r in beside_map.radio] == ["mode"]
+    (steps_column,) = [c for c in at.columns if any(s.key == "steps" for s in c.slider)]
+    assert not [r for r in steps_column.radio if r.key == "mode"]
     at.radio(key="mode").set_value("slerp").run()
     assert_clean(at)
     assert at.query_params["mode"] == "slerp"

@@ -112,7 +112,7 @@ def test_manifold_draws_decoded_images_under_the_z2_scatter() -> None:
     from ui.latent_view import MANIFOLD_PX
 
     top = json.loads(with_images.get("vega_lite_chart")[0].proto.spec)
-    assert top["autosize"] == {"type": "pad"} and top["config"]["legend"]["orient"] == "bottom"
+    assert top["autosize"] == {"type": "pad"} and top["config"]["legend"] == {"orient": "bottom", "columns": 5}
     assert top["width"] == top["height"] == MANIFOLD_PX
 
 

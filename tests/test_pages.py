@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import json
 from pathlib import Path
@@ -443,7 +444,28 @@ def test_a_model_that_has_barely_learned_is_called_so_where_its_pictures_would_m
         entry = ModelEntry(name, model.eval(), m, "trained here", fingerprint(model))
         at = open_page(page, query={"model": name}, state={USER_MODELS: {name: entry}})
         assert_clean(at)
-        said = [w.value for w in at.warning if "barely begun" in w.value]
+        said = [w.value for w in at.warning if "almost none of its latent space" in w.value]
         assert bool(said) == warned, (page, name, [w.value for w in at.warning])
         if warned:
             assert "0.12 nats per test image" in said[0] and "stopped after 5" in said[0]
+
+
+def test_a_high_beta_model_with_no_kl_is_told_to_lower_beta_not_to_train_longer() -> None:
+    """β = 8 on digits keeps the KL at 0.00 after 20 epochs and after 100 (measured in the review): more
+    epochs would not help, a lower β would."""
+    import copy
+
+    from ui.state import USER_MODELS, ModelEntry
+    from vae_core import load_checkpoint
+    from vae_core.bundled import bundled_model_paths
+    from vae_core.precompute import fingerprint
+
+    model, meta = load_checkpoint(bundled_model_paths()["mnist-vae-z2"])
+    model = copy.deepcopy(model)
+    model.config = dataclasses.replace(model.config, beta=8.0)
+    record = {**meta, "history": [{**meta["history"][-1], "epoch": 100, "test_kl": 0.0}]}
+    entry = ModelEntry("strong", model.eval(), record, "trained here", fingerprint(model))
+    at = open_page("pages/samples.py", query={"model": "strong"}, state={USER_MODELS: {"strong": entry}})
+    assert_clean(at)
+    (said,) = [w.value for w in at.warning if "almost none of its latent space" in w.value]
+    assert "β = 8" in said and "lower β" in said and "more epochs" not in said

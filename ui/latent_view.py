@@ -17,7 +17,8 @@ from . import cache, state, urlstate, views
 MAX_ELLIPSES = 400  # outlines beyond this clutter the plot and slow the browser
 MANIFOLD_SIDE = 12  # decoded images per axis under a Z = 2 scatter
 # The chart's size when the manifold is drawn (it fixes the images' size in data units), with the
-# legend below it: 420 + the axis labels fit the plot's column on a 1024-px screen with the sidebar open.
+# legend below it in rows of five (class names such as Fashion-MNIST's are long): 420 + the axis
+# labels fit the plot's column on a 1024-px screen with the sidebar open.
 MANIFOLD_PX = 420
 PRIOR_CHOICES = [0, 25, 50, 100, 200]
 DEFAULT_PAGE_SAMPLES = 64  # the Random samples page's default "How many"
@@ -178,7 +179,7 @@ def chart(entry: state.ModelEntry, proj: Projection, n: int, method: str, params
     if layers.manifold:
         # The plot itself MANIFOLD_PX square ("pad": Streamlit's default "fit" would squeeze the axes
         # and the legend into that size, and the square grid of images with them), the legend below it.
-        layered = layered.configure_legend(orient="bottom").properties(autosize={"type": "pad"})
+        layered = layered.configure_legend(orient="bottom", columns=5).properties(autosize={"type": "pad"})
     return layered, frame
 
 

@@ -42,9 +42,10 @@ LIGHT_PAGES = ("", "latent")  # drawn without torch for a bundled MNIST model (u
 # keeps 80 px of margin on each side and 96 px above the title, and the plots' control columns
 # truncate their labels. Narrower margins there give the page a fifth more width. The top keeps room
 # for Streamlit's header bar (60 px). A style-only st.html takes no place among the page's elements.
-# Narrower still (an 800 px window with the sidebar open leaves the page about 450 px), a column under
-# 240 px moves onto a row of its own instead of squeezing its neighbour: the latent page's controls go
-# below the plot rather than beside it. Streamlit itself stacks columns only below 640 px of window.
+# Narrower still (an 800 px window with the sidebar open leaves the page about 450 px), in a row of
+# columns that holds a chart, a column under 240 px moves onto a row of its own instead of squeezing its
+# neighbour: the latent page's controls go below the plot rather than beside it. Rows of images, metrics
+# or links keep Streamlit's layout, which stacks columns only below 640 px of window.
 # Hover images (a digit beside its reconstruction, 58 x 28 px as made) are drawn three times as large,
 # with hard pixel edges: at their own size they were too small to read on a projector.
 COMPACT_CSS = """<style>
@@ -53,8 +54,10 @@ COMPACT_CSS = """<style>
   [data-testid="stMainBlockContainer"] { padding: 4rem 1.5rem 2rem 1.5rem; }
 }
 @media (max-width: 900px) {
-  [data-testid="stHorizontalBlock"] { flex-wrap: wrap; }
-  [data-testid="stColumn"] { min-width: min(100%, 240px); }
+  [data-testid="stHorizontalBlock"]:has([data-testid="stVegaLiteChart"]) { flex-wrap: wrap; }
+  [data-testid="stHorizontalBlock"]:has([data-testid="stVegaLiteChart"]) > [data-testid="stColumn"] {
+    min-width: min(100%, 240px);
+  }
 }
 </style>"""
 _local = threading.local()

@@ -62,11 +62,17 @@ def undertrained_warning(entry: state.ModelEntry) -> None:
     kl = last.get("test_kl")
     if entry.config.kind == "ae" or kl is None or kl >= UNDERTRAINED_KL:
         return
+    beta = float(entry.config.beta)
+    remedy = (
+        f"β = {beta:g} weighs the KL term so heavily that the encoder keeps every code at N(0, I) however long "
+        "it trains: train with a lower β (1 is the plain VAE)."
+        if beta > 1
+        else f"Train for more epochs (this one stopped after {last.get('epoch', '?')})."
+    )
     st.warning(
-        f"This model has barely begun to use its latent space: its KL is {kl:.2f} nats per test image, so z "
-        "carries at most that much information about the image. Every image's Gaussian is still close to "
-        "N(0, I), and the decoder draws nearly the same picture whatever z it gets. Train for more epochs "
-        f"(this one stopped after {last.get('epoch', '?')}).",
+        f"This model uses almost none of its latent space: its KL is {kl:.2f} nats per test image, so z "
+        "carries at most that much information about the image. Every image's Gaussian is close to N(0, I), "
+        f"and the decoder draws nearly the same picture whatever z it gets. {remedy}",
         icon=":material/hourglass_empty:",
     )
 

@@ -194,7 +194,7 @@ def switch_scatter_spec(
 
 
 # Said in the empty plot (the page's own spinner is above the chart, often scrolled out of sight).
-WAITING_TEXT = "Computing {label} for these points now: a few seconds, the first time only…"
+WAITING_TEXT = "Computing {label} for these points now: several seconds (the first UMAP after a restart, longer)…"
 
 
 @functools.lru_cache(maxsize=64)
