@@ -71,9 +71,12 @@ if left.toggle("Beside each sample, its nearest training image (pixel distance)"
                 f"is nothing to compare the samples with ({views.public_text(exc)}). The grid above is unaffected."
             )
 if neighbours is not None:
-    pairs = torch.stack([images, neighbours], dim=1).flatten(0, 1)  # sample, neighbour, sample, ...
+    # Each pair one tile (sample, a 1-px grey line, its neighbour), the tiles apart as in the grid above:
+    # sixteen equal tiles a row read as one grid, with no telling where a pair ends.
+    line = torch.full((*images.shape[:3], 1), 0.5)
+    pairs = torch.cat([images, line, neighbours], dim=3)
     side = int(math.sqrt(n))
-    paired = to_pil_grid(pairs, nrow=2 * side, scale=scale)
+    paired = to_pil_grid(pairs, nrow=side, scale=scale)
     if source == cache.TRAINING_SET:
         verdict = "Close copies would mean memorising; different strokes mean the model generates."
     else:  # the model never saw these images, so a close match says nothing about memorising

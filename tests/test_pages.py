@@ -193,11 +193,17 @@ def test_background_warmup_runs_umap_fit_and_transform(monkeypatch) -> None:
     assert calls == [("fit", 300), ("transform", 5)]
 
 
-def test_random_page_pairs_each_sample_with_its_nearest_training_image() -> None:
+def test_random_page_pairs_each_sample_with_its_nearest_training_image(shown_images) -> None:
     at = open_page("pages/samples.py", state={"n_samples": 16, "nearest": True})
     assert_clean(at)
     assert len(at.get("image")) == 3  # samples, sample/neighbour pairs, manifold
     assert at.query_params["n"] == "16"
+    from vae_core.images import GRID_PADDING
+
+    grid, paired = (shown_images(at.get("image")[k].value[0]) for k in (0, 1))
+    tile = 2 * 28 + 1  # a pair: sample, a 1-px line, its neighbour, as one tile
+    assert paired.size[0] == 2 * (4 * (tile + GRID_PADDING) + GRID_PADDING)  # 4 pairs a row, at 2x
+    assert paired.size[1] == grid.size[1]
 
 
 def test_dimensions_page_reports_active_dimensions_and_keeps_its_link() -> None:
