@@ -72,7 +72,7 @@ for col, (name, model_id) in zip(columns, PAIR.items(), strict=True):
 
 def _price() -> str:
     """What the KL term costs in reconstruction, from the two models' own recorded test losses."""
-    recon = {name: (state.get_entry(m).meta.get("history") or [{}])[-1].get("test_recon") for name, m in PAIR.items()}
+    recon = {name: state.get_entry(m).last_epoch.get("test_recon") for name, m in PAIR.items()}
     if None in recon.values():
         return "The price is somewhat worse reconstructions."
     return (

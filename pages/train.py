@@ -128,7 +128,7 @@ def show_test_loss(metric_at, caption_at, loss: dict, beta: float | None, when: 
 
 entry = state.current()
 st.subheader("Model card")
-last = (entry.meta.get("history") or [{}])[-1]
+last = entry.last_epoch
 c1, c2, c3, c4 = st.columns(4)
 c1.metric("Data set", entry.dataset)
 c2.metric("Latent dimension Z", entry.model.config.latent_dim)

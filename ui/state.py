@@ -87,6 +87,11 @@ class ModelEntry:
         return self.meta.get("dataset", "mnist")
 
     @property
+    def last_epoch(self) -> dict:
+        """The training record of the last epoch (losses, epoch number), or {} when there is none."""
+        return (self.meta.get("history") or [{}])[-1]
+
+    @property
     def label(self) -> str:
         cfg = self.config
         if self.source == "bundled":

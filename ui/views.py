@@ -58,7 +58,7 @@ def undertrained_warning(entry: state.ModelEntry) -> None:
     without this. The average KL bounds the information z carries about the image: it is the mutual
     information of x and z plus the KL of the codes' overall spread from N(0, I) (Hoffman & Johnson
     2016, "ELBO surgery")."""
-    last = (entry.meta.get("history") or [{}])[-1]
+    last = entry.last_epoch
     kl = last.get("test_kl")
     if entry.config.kind == "ae" or kl is None or kl >= UNDERTRAINED_KL:
         return

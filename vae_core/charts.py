@@ -361,13 +361,16 @@ def path_layer(coords: np.ndarray, images: list[str] | None = None) -> alt.Layer
     return line + points
 
 
+LOSS_TERMS = {"loss": "total", "recon": "reconstruction", "kl": "KL"}  # history key -> the chart's name
+
+
 def loss_chart(history: list[dict], height: int = 260) -> alt.Chart:
     """Reconstruction, KL and total loss per epoch, train (solid) and test (dashed)."""
     alt = _altair()
     rows = []
     for record in history:
         for split in ("train", "test"):
-            for term, name in (("loss", "total"), ("recon", "reconstruction"), ("kl", "KL")):
+            for term, name in LOSS_TERMS.items():
                 value = record.get(f"{split}_{term}")
                 if value is not None:
                     rows.append({"epoch": record["epoch"], "split": split, "term": name, "nats": value})
@@ -378,8 +381,8 @@ def loss_chart(history: list[dict], height: int = 260) -> alt.Chart:
         # three distinct hues: Streamlit's default palette gave total and reconstruction two close blues
         color=alt.Color(
             "term:N",
-            sort=["total", "reconstruction", "KL"],
-            scale=alt.Scale(domain=["total", "reconstruction", "KL"], range=["#1f4e9a", "#e8871e", "#2ca02c"]),
+            sort=list(LOSS_TERMS.values()),
+            scale=alt.Scale(domain=list(LOSS_TERMS.values()), range=["#1f4e9a", "#e8871e", "#2ca02c"]),
         ),
         detail="split:N",
         tooltip=["epoch:Q", "split:N", "term:N", alt.Tooltip("nats:Q", format=".2f")],
