@@ -100,7 +100,7 @@ if entry.model.config.latent_dim >= 2:
     left, right = st.columns([3, 1.2])
     with right:
         n = views.points_control("digit_points")
-        params = views.projection_params(method, entry.model.config.latent_dim, key="digit_")
+        params = views.projection_params(method, entry, key="digit_")
     with left:
         chart, placement, outline = digit_view.map_chart(entry, method, params, n, enc)
         if chart is not None:

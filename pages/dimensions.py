@@ -15,6 +15,7 @@ import torch
 from ui import cache, state, teaching, urlstate, views
 from vae_core.analysis import ACTIVE_KL_NATS, kl_per_dimension, traversal_codes
 from vae_core.images import to_pil_grid, to_png_bytes
+from vae_core.projection import dimension_order
 
 MAX_ROWS = 20  # dimensions shown as traversals, most informative first
 
@@ -36,7 +37,7 @@ views.undertrained_warning(entry)
 data = views.require_test_data(entry)  # first: the latents need it too, and this stops cleanly
 mu, logvar = cache.latents(entry.fingerprint, entry)
 kl = kl_per_dimension(mu, logvar)
-order = np.argsort(-(mu.std(0) if autoencoder else kl))
+order = dimension_order(mu, logvar, autoencoder)  # the raw view opens on the first two
 
 url = urlstate.restore({"digit": int, "steps": int})
 if 0 <= url.get("digit", -1) < len(data):

@@ -83,7 +83,7 @@ left, right = st.columns([3, 1.2])
 with right:
     mode = st.radio("Path on the map", INTERPOLATION_MODES, key="mode", format_func=interp_view.MODE_LABELS.get)
     n = views.points_control("interp_points")
-    params = views.projection_params(method, entry.model.config.latent_dim, key="interp_")
+    params = views.projection_params(method, entry, key="interp_")
 with left:
     proj = views.fitted_projection(entry, method, n, params, exact=True)  # UMAP: fitted here, for its transform
     if proj is not None:

@@ -26,7 +26,7 @@ left, right = st.columns([3, 1.2])
 latent_view.restore_url(z_dim)
 with right:
     n = views.points_control()
-    params = views.projection_params(method, z_dim)
+    params = views.projection_params(method, entry)
     autoencoder = entry.config.kind == "ae"
     layers = latent_view.controls(z_dim, method, autoencoder)
     latent_view.publish_url(n, params, layers)

@@ -20,6 +20,7 @@ from PIL import Image
 from streamlit.testing.v1 import AppTest
 
 from vae_core.latents import sample_prior
+from vae_core.subset import subset_indices
 
 ROOT = Path(__file__).resolve().parent.parent
 APP = str(ROOT / "app.py")
@@ -191,6 +192,30 @@ def test_a_failing_transform_shows_an_error_and_the_page_keeps_working(monkeypat
     assert any("What the clusters mean" in m.value for m in at.markdown), "the rest of the page is drawn"
 
 
+def test_a_z20_model_opens_on_its_two_most_informative_dimensions() -> None:
+    """Not on 0 and 1, which a model may have left unused: on the first two rows of Latent dimensions."""
+    from ui import state
+    from vae_core.bundled import bundled_model_paths
+    from vae_core.precompute import load_sidecar
+    from vae_core.projection import dimension_order, kl_per_dimension
+
+    at = open_latent({"model": "mnist-vae-z20", "projection": "raw"})
+    assert_clean(at)
+    entry = state.get_entry("mnist-vae-z20")
+    shipped, _ = load_sidecar(bundled_model_paths()["mnist-vae-z20"], entry.weights_hash)
+    first, second = dimension_order(shipped["mu"], shipped["logvar"])[:2]
+    assert (first, second) != (0, 1)  # else this test could not tell the default from the old one
+    kl = kl_per_dimension(shipped["mu"], shipped["logvar"])
+    assert kl[first] == kl.max() and kl[second] == np.sort(kl)[-2]
+    assert at.number_input(key="dim_x").value == first and at.number_input(key="dim_y").value == second
+    assert (at.query_params["x"], at.query_params["y"]) == (str(first), str(second))
+    spec, data, method = shown_scatter(at)
+    assert method == "raw"
+    assert f'"→ μ[{first}] (latent dim {first}) · ↑ μ[{second}] (latent dim {second})"' in spec["title"]["text"]["expr"]
+    idx = subset_indices(len(shipped["mu"]), POINTS)
+    np.testing.assert_allclose(data[["x", "y"]].to_numpy(), shipped["mu"][idx][:, [first, second]], rtol=1e-6)
+
+
 def test_the_same_dimension_on_both_axes_warns() -> None:
     at = open_latent({"model": "mnist-vae-z20"}, {"dim_x": 3, "dim_y": 3})
     assert not at.exception
@@ -312,9 +337,9 @@ def test_a_projection_that_fails_for_a_button_is_left_out_not_fatal(monkeypatch)
     entry = state.get_entry("mnist-vae-z20")
     session = {"dim_x": 25, "dim_y": 3}  # left from a larger model: this one has Z = 20
     monkeypatch.setattr(switch_view.st, "session_state", session)
-    assert switch_view.params_of("raw", 20) == {"dims": (0, 1)}
+    assert switch_view.params_of("raw", entry) == {"dims": cache.raw_axes(entry.fingerprint, entry)}
     session |= {"dim_x": 4}
-    assert switch_view.params_of("raw", 20) == {"dims": (4, 3)}
+    assert switch_view.params_of("raw", entry) == {"dims": (4, 3)}
 
     def failing(fingerprint, entry, method, *args, **kwargs):
         raise ValueError(f"{method} failed")

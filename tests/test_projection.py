@@ -140,3 +140,18 @@ def test_pca_variance_ratio_is_scikit_learns_explained_variance_ratio() -> None:
     z = np.random.default_rng(3).normal(size=(500, 12)) * np.linspace(0.1, 4, 12)
     assert pca_variance_ratio(z) == fit_projection(z, "pca").params["explained_variance_ratio"]
     assert pca_variance_ratio(z, k=3)[0] > pca_variance_ratio(z, k=3)[2]
+
+
+def test_dimension_order_ranks_by_kl_or_by_spread_for_an_autoencoder() -> None:
+    """The raw view's default axes: no torch needed, ties keep their index order."""
+    from vae_core.projection import dimension_order, kl_per_dimension
+
+    rng = np.random.default_rng(0)
+    mu = rng.normal(size=(500, 4)).astype(np.float32) * np.array([0.0, 2.0, 0.5, 1.0], dtype=np.float32)
+    logvar = np.zeros_like(mu)
+    logvar[:, 0] = -4.0  # a tiny σ with μ at 0: still some KL, but less than dimension 1's spread of μ
+    kl = kl_per_dimension(mu, logvar)
+    np.testing.assert_allclose(kl, 0.5 * (mu**2 + np.exp(logvar) - logvar - 1).mean(0), rtol=1e-5)
+    assert list(dimension_order(mu, logvar)) == list(np.argsort(-kl, kind="stable"))
+    assert list(dimension_order(mu, logvar, autoencoder=True)) == [1, 3, 2, 0]  # by the spread of μ
+    assert list(dimension_order(np.zeros((3, 3)), np.zeros((3, 3)))) == [0, 1, 2]  # all collapsed: in order

@@ -13,7 +13,7 @@ from vae_core.bundled import bundled_model_paths
 from vae_core.data import read_local_labels
 from vae_core.errors import LatentLabError
 from vae_core.precompute import PRECOMPUTED_METHODS, load_sidecar
-from vae_core.projection import Projection, fit_projection, pca_variance_ratio
+from vae_core.projection import Projection, dimension_order, fit_projection, pca_variance_ratio
 from vae_core.subset import subset_indices
 
 from . import thumbs
@@ -77,6 +77,18 @@ def latents(fingerprint: str, _entry: ModelEntry) -> tuple[np.ndarray, np.ndarra
 
     mu, logvar = encode_dataset(_entry.model, test_split(_entry))
     return mu.numpy(), logvar.numpy()
+
+
+@st.cache_data(ttl=CACHE_TTL_S, max_entries=MAX_ENTRIES, show_spinner=False)
+def raw_axes(fingerprint: str, _entry: ModelEntry) -> tuple[int, int]:
+    """The raw view's axes until the visitor picks others: the model's two most informative latent
+    dimensions (largest average KL; an autoencoder's, the widest spread of μ). Dimensions 0 and 1 may
+    be ones the model left unused, every point at 0 along them."""
+    if _entry.config.latent_dim <= 2:
+        return (0, 1)
+    mu, logvar = latents(fingerprint, _entry)
+    first, second = dimension_order(mu, logvar, autoencoder=_entry.config.kind == "ae")[:2]
+    return int(first), int(second)
 
 
 @st.cache_data(ttl=CACHE_TTL_S, max_entries=MAX_ENTRIES, show_spinner="Computing the test loss…")

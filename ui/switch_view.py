@@ -47,14 +47,18 @@ def on_choice(key: str) -> None:
         st.session_state[SHOWN] = method
 
 
-def params_of(method: str, latent_dim: int) -> dict:
+def params_of(method: str, entry: state.ModelEntry) -> dict:
     """A projection's parameters when its controls are not on the page: whatever the session holds
     for them (the last run's controls, or a link's values), else the defaults. Raw dimensions that
-    this model does not have (left from a larger model) fall back to (0, 1)."""
+    this model does not have (left from a larger model) fall back to its default axes."""
     get = st.session_state.get
     if method == "raw":
-        dims = (int(get("dim_x", 0)), int(get("dim_y", 1)))
-        return {"dims": dims if latent_dim > 2 and max(dims) < latent_dim else (0, 1)}
+        latent_dim = entry.config.latent_dim
+        if latent_dim <= 2:
+            return {"dims": (0, 1)}
+        first, second = cache.raw_axes(entry.fingerprint, entry)
+        dims = (int(get("dim_x", first)), int(get("dim_y", second)))
+        return {"dims": dims if max(dims) < latent_dim else (first, second)}
     if method == "tsne":
         return {"perplexity": get("perp", PRECOMPUTED_METHODS["tsne"]["perplexity"])}
     if method == "umap":
@@ -84,7 +88,7 @@ def ready(entry: state.ModelEntry, n: int, method: str, params: dict, embedding:
         if other == method:
             out[other] = (embedding, params)
             continue
-        p = params_of(other, entry.config.latent_dim)
+        p = params_of(other, entry)
         key = (entry.fingerprint, other, n, tuple(sorted(p.items())))
         if key in done:
             done[key] = done.pop(key)

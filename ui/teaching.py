@@ -27,7 +27,10 @@ def projection_text(method: str, latent_dim: int, fitted: dict | None = None) ->
         text += (
             " With Z = 2 that is the whole latent space."
             if hidden <= 0
-            else (f" With Z = {latent_dim}, the other {hidden} dimensions are not shown.")
+            else (
+                f" With Z = {latent_dim}, the other {hidden} dimensions are not shown. It opens on the two "
+                "that carry the most information; Latent dimensions ranks them all."
+            )
         )
     ratio = (fitted or {}).get("explained_variance_ratio")
     if method == "pca" and latent_dim <= 2:  # nothing to drop: the view is the raw one, turned

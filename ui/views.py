@@ -24,14 +24,17 @@ AXIS_TITLES = {
 }
 
 
-def projection_params(method: str, latent_dim: int, key: str = "") -> dict:
+def projection_params(method: str, entry: state.ModelEntry, key: str = "") -> dict:
     """The sidebar projection's parameters, from controls on the page."""
+    latent_dim = entry.config.latent_dim
     if method == "raw":
         if latent_dim <= 2:
             return {"dims": (0, 1)}
+        first, second = cache.raw_axes(entry.fingerprint, entry)
         c1, c2 = st.columns(2)
-        d0 = c1.number_input("x axis: latent dim", 0, latent_dim - 1, 0, key=f"{key}dim_x")
-        d1 = c2.number_input("y axis: latent dim", 0, latent_dim - 1, 1, key=f"{key}dim_y")
+        tip = "Opens on the two dimensions with the most information (see Latent dimensions)."
+        d0 = c1.number_input("x axis: latent dim", 0, latent_dim - 1, first, key=f"{key}dim_x", help=tip)
+        d1 = c2.number_input("y axis: latent dim", 0, latent_dim - 1, second, key=f"{key}dim_y")
         if d0 == d1:
             st.warning("x and y are the same latent dimension, so every point falls on the diagonal. Pick two.")
         return {"dims": (int(d0), int(d1))}

@@ -6,8 +6,8 @@ import numpy as np
 import torch
 
 from .latents import decode
-from .losses import kl_divergence
 from .model import VAE
+from .projection import kl_per_dimension  # NumPy, so the raw view can rank dimensions without torch
 
 __all__ = [
     "sample_posterior",
@@ -27,11 +27,6 @@ def sample_posterior(mu: np.ndarray, logvar: np.ndarray, seed: int = 0) -> np.nd
     """One z ~ N(mu, sigma^2) per row: the cloud the decoder actually sees in training. (N, Z)."""
     eps = np.random.default_rng(seed).standard_normal(mu.shape).astype(np.float32)
     return mu + np.exp(0.5 * logvar) * eps
-
-
-def kl_per_dimension(mu: np.ndarray, logvar: np.ndarray) -> np.ndarray:
-    """Average KL(q(z_j|x) || N(0, 1)) over the rows, per latent dimension j, in nats. (Z,)."""
-    return kl_divergence(torch.as_tensor(mu), torch.as_tensor(logvar)).mean(0).numpy()
 
 
 def traversal_codes(

@@ -9,7 +9,16 @@ import numpy as np
 
 from .errors import ConfigError
 
-__all__ = ["PROJECTIONS", "Projection", "fit_projection", "project", "knn_place", "pca_variance_ratio"]
+__all__ = [
+    "PROJECTIONS",
+    "Projection",
+    "fit_projection",
+    "project",
+    "knn_place",
+    "pca_variance_ratio",
+    "kl_per_dimension",
+    "dimension_order",
+]
 
 DEFAULT_SEED = 0  # every stochastic projection is seeded
 # openTSNE's defaults are 250 early-exaggeration steps then 500 more. On 10,000 MNIST latent means of
@@ -53,6 +62,22 @@ def knn_place(latents: np.ndarray, embedding: np.ndarray, new: np.ndarray, k: in
     idx = np.argpartition(d2, k - 1, axis=1)[:, :k]
     w = 1.0 / (np.sqrt(np.take_along_axis(d2, idx, axis=1)) + 1e-6)
     return ((embedding[idx] * w[..., None]).sum(1) / w.sum(1, keepdims=True)).astype(np.float32)
+
+
+def kl_per_dimension(mu: np.ndarray, logvar: np.ndarray) -> np.ndarray:
+    """Average KL(q(z_j|x) || N(0, 1)) over the rows, per latent dimension j, in nats. (Z,).
+    Closed form (Kingma & Welling 2014, Appendix B), in NumPy: the raw view ranks dimensions with it
+    before anything imports torch."""
+    mu, logvar = np.asarray(mu, np.float64), np.asarray(logvar, np.float64)
+    return (0.5 * (mu**2 + np.exp(logvar) - logvar - 1)).mean(0).astype(np.float32)
+
+
+def dimension_order(mu: np.ndarray, logvar: np.ndarray, autoencoder: bool = False) -> np.ndarray:
+    """Latent dimensions, most informative first: by average KL, or for an autoencoder (no KL term, a
+    fixed σ) by the spread of μ. The raw view opens on the first two; Latent dimensions lists its rows
+    in this order."""
+    score = np.asarray(mu).std(0) if autoencoder else kl_per_dimension(mu, logvar)
+    return np.argsort(-score, kind="stable")
 
 
 def _raw(z: np.ndarray, dims: tuple[int, int] = (0, 1)) -> tuple[np.ndarray, Callable | None, dict]:
