@@ -38,7 +38,9 @@ BLURBS = {  # one link per page, the bundled model's pages first
 }
 BY_URL = {page.url: page for page in shell.PAGES}
 LINKS = [BY_URL[url] for url in BLURBS]
-for row in range(0, len(LINKS), 4):
-    for col, page in zip(st.columns(4), LINKS[row : row + 4], strict=False):
-        col.page_link(page.file, label=page.title, icon=page.icon)
-        col.caption(BLURBS[page.url])
+LINK_PX = 200  # each link and its line: as many a row as fit, so none is cut short on a small screen
+with st.container(horizontal=True):
+    for page in LINKS:
+        with st.container(width=LINK_PX):
+            st.page_link(page.file, label=page.title, icon=page.icon)
+            st.caption(BLURBS[page.url])

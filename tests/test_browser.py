@@ -291,3 +291,21 @@ def test_a_projector_sized_window_gives_the_plot_the_width(server, page, width: 
         assert tab.locator('[data-testid="stException"]').count() == 0
     finally:
         context.close()
+
+
+@pytest.mark.parametrize("width", [800, 1024, 1400])
+def test_the_start_pages_links_are_never_cut_short(server, page, width: int) -> None:
+    """Each link sits in a box of its own width and the boxes wrap (pages/home.py): four columns a row
+    cut "Train or load a model" short at 1024 px with the sidebar open."""
+    context = page.context.browser.new_context(viewport={"width": width, "height": 900})
+    tab = context.new_page()
+    try:
+        tab.goto(server + "/")
+        _settle(tab)
+        links = tab.locator('[data-testid="stMainBlockContainer"] [data-testid="stPageLink"] p')
+        assert links.count() == 7
+        cut = links.evaluate_all("els => els.filter(e => e.scrollWidth > e.clientWidth).map(e => e.innerText)")
+        assert cut == [], cut
+        assert tab.locator('[data-testid="stException"]').count() == 0
+    finally:
+        context.close()
