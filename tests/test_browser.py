@@ -309,3 +309,28 @@ def test_the_start_pages_links_are_never_cut_short(server, page, width: int) -> 
         assert tab.locator('[data-testid="stException"]').count() == 0
     finally:
         context.close()
+
+
+def test_back_undoes_a_projection_switch_made_with_the_buttons(server, page) -> None:
+    """A switch by the buttons under the plot is a history entry like one by the sidebar: Back brings
+    the previous projection back, in the URL, the sidebar and the chart's own buttons."""
+    context = page.context.browser.new_context(viewport={"width": 1400, "height": 1300})
+    tab = context.new_page()
+    try:
+        tab.goto(server + "/latent?model=mnist-vae-z2&projection=raw")
+        _settle(tab)
+        chart = tab.locator('[data-testid="stVegaLiteChart"]')
+        sidebar = tab.locator('[data-testid="stSidebar"] input[aria-label="Projection to 2-D"]')
+        chart.get_by_label("PCA", exact=True).click()
+        tab.wait_for_url("**projection=pca**", timeout=30_000)
+        _settle(tab)
+        assert sidebar.input_value() == "PCA"
+        tab.go_back()
+        tab.wait_for_url("**projection=raw**", timeout=30_000)
+        _settle(tab)
+        assert sidebar.input_value() == "raw (two latent dims)"
+        assert chart.get_by_label("raw (two latent dims)", exact=True).is_checked()
+        assert tab.get_by_text("· raw (two latent dims)").count() == 1  # the caption under the chart
+        assert tab.locator('[data-testid="stException"]').count() == 0
+    finally:
+        context.close()
