@@ -137,6 +137,8 @@ loss_caption = st.empty()
 views.undertrained_warning(entry)
 if entry.meta.get("history"):
     st.altair_chart(loss_chart(entry.meta["history"]), width="stretch")
+if entry.timeline and len(entry.timeline["epochs"]) > 1:
+    training.show_timeline(entry)
 if how := training.describe_training(entry.meta.get("train_config") or {}):
     st.caption(how)
 # Made on click (only finite models are ever installed, so checkpoint_bytes does not refuse here).

@@ -6,6 +6,7 @@ import pickle
 import random
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from streamlit.testing.v1 import AppTest
@@ -132,6 +133,44 @@ def test_training_on_digits_makes_a_new_current_model() -> None:
     assert entry.meta["train_config"]["precision"] == "fp32" and entry.meta["train_config"]["epochs"] == 2
     _, saved = load_checkpoint(checkpoint_bytes(entry.model, entry.meta))  # the download keeps the record
     assert saved["train_config"] == entry.meta["train_config"]
+    assert "timeline" not in saved  # the latent space per epoch stays in the session, not in the file
+
+
+def test_a_model_trained_here_shows_its_latent_space_after_each_epoch() -> None:
+    """The model card steps through the epochs: the encoder's means of the same test digits after each,
+    epoch 0 being the untrained encoder, in one frame for all."""
+    from ui.training import TIMELINE_POINTS
+
+    at = open_page("pages/train.py")
+    at.number_input(key="train_epochs").set_value(20)
+    at.number_input(key="train_hidden").set_value(32)
+    at.selectbox(key="train_dataset").set_value("digits")
+    at.button[0].click()
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    entry = at.session_state["user_models"][at.selectbox(key="model").value]
+    timeline = entry.timeline
+    assert timeline["epochs"] == list(range(21))
+    n = min(TIMELINE_POINTS, 359)  # the digits test split has 359 images
+    assert [c.shape for c in timeline["coords"]] == [(n, 2)] * 21 and len(timeline["labels"]) == n
+    # The last epoch's coordinates are the kept model's own means of those digits.
+    from vae_core import load_dataset
+    from vae_core.subset import subset_indices
+
+    test = load_dataset("digits", "test")
+    images = test.as_float()[torch.as_tensor(subset_indices(len(test), TIMELINE_POINTS))]
+    with torch.no_grad():
+        mu, _ = entry.model.encode(images)
+    np.testing.assert_allclose(timeline["coords"][-1], mu.numpy(), rtol=1e-4, atol=1e-5)
+    spread = [float(np.std(c)) for c in timeline["coords"]]
+    assert spread[0] < spread[-1]  # the untrained encoder's means are bunched; training spreads them
+    slider = at.select_slider(key=f"timeline_{entry.id}")
+    assert slider.options == [str(e) for e in range(21)] and slider.value == 20
+    charts = at.get("vega_lite_chart")
+    assert any('"after epoch 20"' in c.proto.spec for c in charts)
+    slider.set_value(0).run()
+    assert not at.exception
+    assert any('"untrained (epoch 0)"' in c.proto.spec for c in at.get("vega_lite_chart"))
 
 
 @pytest.mark.parametrize("native", [True, False])

@@ -37,6 +37,16 @@ def test_stop_mid_epoch_installs_the_last_completed_epoch(monkeypatch, open_trai
     (entry,) = at.session_state["user_models"].values()
     assert kept and all(torch.equal(entry.model.state_dict()[k], v) for k, v in kept.items())
     assert len(entry.meta["history"]) == 1
+    # The latent space per epoch ends with the epoch whose weights were kept, not the half-done one.
+    assert entry.timeline["epochs"] == [0, 1]
+    from vae_core import load_dataset
+    from vae_core.subset import subset_indices
+
+    test = load_dataset("digits", "test")
+    images = test.as_float()[torch.as_tensor(subset_indices(len(test), ui.training.TIMELINE_POINTS))]
+    with torch.no_grad():
+        mu, _ = entry.model.encode(images)
+    assert torch.allclose(torch.from_numpy(entry.timeline["coords"][-1]), mu, atol=1e-5)
     at.run()  # the next run picks the new model and shows what happened
     assert at.selectbox(key="model").value == entry.id
     assert "Stopped after epoch 1 of 3" in at.success[0].value

@@ -155,3 +155,22 @@ def test_dimension_order_ranks_by_kl_or_by_spread_for_an_autoencoder() -> None:
     assert list(dimension_order(mu, logvar)) == list(np.argsort(-kl, kind="stable"))
     assert list(dimension_order(mu, logvar, autoencoder=True)) == [1, 3, 2, 0]  # by the spread of μ
     assert list(dimension_order(np.zeros((3, 3)), np.zeros((3, 3)))) == [0, 1, 2]  # all collapsed: in order
+
+
+def test_training_view_keeps_each_pca_axis_pointing_the_same_way_across_epochs() -> None:
+    """A PCA refitted each epoch may flip an axis with nothing changed; training_view signs it back."""
+    from vae_core.projection import training_view
+
+    rng = np.random.default_rng(0)
+    mu = rng.normal(size=(300, 5)).astype(np.float32) * np.array([3, 2, 1, 0.5, 0.1], dtype=np.float32)
+    first, axes = training_view(mu)
+    assert first.shape == (300, 2) and axes.shape == (2, 5)
+    again, _ = training_view(mu, -axes)  # the previous epoch's axes pointed the other way: follow them
+    np.testing.assert_allclose(again, -first, atol=1e-4)
+    same, _ = training_view(mu, axes)
+    np.testing.assert_allclose(same, first, atol=1e-4)
+    np.testing.assert_allclose(np.abs(first[:, 0]), np.abs(mu[:, 0] - mu[:, 0].mean()), atol=0.2)  # PC 1 ≈ dim 0
+    two, none = training_view(mu[:, :2])
+    assert none is None and np.array_equal(two, mu[:, :2])  # Z = 2: μ itself, as the raw view
+    one, _ = training_view(mu[:, :1])
+    assert np.array_equal(one[:, 0], mu[:, 0]) and not one[:, 1].any()

@@ -59,6 +59,8 @@ class ModelEntry:
     weights_hash: str  # vae_core.precompute.fingerprint(model): config and weights
     test_data: Dataset | None = field(default=None, repr=False)  # a trained model's own test split (e.g. idx)
     number: int = 0  # user models: 1, 2, ... in the order this session added them
+    # A model trained here: its latent space after each epoch (ui/training.Timeline.kept), this session only
+    timeline: dict | None = field(default=None, repr=False, compare=False)
     config: VAEConfig | None = field(default=None, repr=False)  # taken from the model when not given
     fingerprint: str = field(init=False)  # the cache key for everything derived from this model
     _lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False, compare=False)
@@ -159,10 +161,13 @@ def label_of(model_id: str) -> str:
     return get_entry(model_id).label
 
 
-def add_user_model(model: VAE, meta: dict, source: str, test_data: Dataset | None = None) -> str:
+def add_user_model(
+    model: VAE, meta: dict, source: str, test_data: Dataset | None = None, timeline: dict | None = None
+) -> str:
     """Keep a trained or uploaded model in this session only, make it current, return its id.
 
     test_data: the model's own test split, when its data set's cannot be had by name (an IDX folder).
+    timeline: a model trained here, its latent space after each epoch (ui/training.Timeline.kept).
     """
     if not all(p.isfinite().all() for p in model.parameters()):
         raise ValueError("a model with non-finite weights is never installed")
@@ -170,7 +175,9 @@ def add_user_model(model: VAE, meta: dict, source: str, test_data: Dataset | Non
     models = user_models()
     model_id = f"{source}-{uuid.uuid4().hex[:8]}"
     number = st.session_state[USER_COUNT] = st.session_state.get(USER_COUNT, 0) + 1
-    models[model_id] = ModelEntry(model_id, model, meta, source, fingerprint(model), test_data, number)
+    models[model_id] = ModelEntry(
+        model_id, model, meta, source, fingerprint(model), test_data, number, timeline=timeline
+    )
     while len(models) > MAX_USER_MODELS:
         models.pop(next(iter(models)))
     st.session_state[PENDING_MODEL] = model_id  # the picker already exists this run
@@ -211,7 +218,7 @@ def collect_kept(wait_s: float = 30.0) -> None:
         if kept is None:
             return
         if kept.get("model") is not None:
-            add_user_model(kept["model"], kept["meta"], "trained", kept.get("test_data"))
+            add_user_model(kept["model"], kept["meta"], "trained", kept.get("test_data"), kept.get("timeline"))
         st.session_state[FLASH_WARNING if kept.get("warning") else FLASH] = kept["message"]
         box.pop("kept")  # last: a run stopped in the middle of the above leaves it for the next one
 

@@ -8,12 +8,15 @@ import threading
 import time
 from dataclasses import asdict
 
+import numpy as np
 import streamlit as st
 import torch
 from streamlit.runtime.scriptrunner_utils.exceptions import ScriptControlException
 
 from vae_core import DATASET_NAMES, VAE, Dataset, LatentLabError, TrainConfig, VAEConfig, load_dataset, train
-from vae_core.charts import loss_chart
+from vae_core.charts import loss_chart, timeline_chart, timeline_domain
+from vae_core.projection import training_view
+from vae_core.subset import subset_indices
 from vae_core.train import StepInfo, pick_precision
 
 from . import state
@@ -23,6 +26,7 @@ BUSY = "Another visitor is training a model; try again in a minute."
 NOTHING_KEPT = "Stopped before the first epoch finished; nothing was kept, the current model is unchanged."
 # One run at a time across all sessions: two would halve each other's speed on a 2-core server.
 _RUNS = threading.Semaphore(1)
+TIMELINE_POINTS = 1000  # test digits encoded after each epoch: milliseconds, and enough to show the clusters
 # On a public demo a run ends after this long, keeping its completed epochs: everyone else waits meanwhile.
 PUBLIC_RUN_S = 180
 
@@ -93,7 +97,9 @@ def _run(dataset: str, data_dir: str | None, model_cfg: dict, train_cfg: TrainCo
     except LatentLabError as exc:
         st.error(public_text(exc))
         return
-    bar, status, chart = st.progress(0.0), st.empty(), st.empty()
+    bar, status = st.progress(0.0), st.empty()
+    left, right = st.columns(2)
+    chart, latent = left.empty(), right.empty()
     history: list[dict] = []
     meta = {
         "dataset": dataset,
@@ -103,6 +109,13 @@ def _run(dataset: str, data_dir: str | None, model_cfg: dict, train_cfg: TrainCo
     }
     own_test = test_set if (data_dir or dataset == "idx") else None  # not loadable by name alone
     last_epoch: dict[str, torch.Tensor] = {}
+    timeline = Timeline(test_set)
+    timeline.add(model, 0)  # the untrained encoder: every digit near the same point
+    latent.altair_chart(timeline.chart(), width="stretch")
+    right.caption(
+        f"The means μ of the same {len(timeline.labels):,} test digits after each epoch. The model card keeps "
+        "every epoch, to step through once the run ends."
+    )
 
     def on_step(info: StepInfo) -> None:
         bar.progress(
@@ -114,6 +127,8 @@ def _run(dataset: str, data_dir: str | None, model_cfg: dict, train_cfg: TrainCo
         history.append(record)
         last_epoch.update({k: v.detach().clone() for k, v in model.state_dict().items()})
         chart.altair_chart(loss_chart(history), width="stretch")
+        timeline.add(model, record["epoch"])
+        latent.altair_chart(timeline.chart(), width="stretch")
 
     deadline = time.monotonic() + PUBLIC_RUN_S if public_demo() else math.inf
 
@@ -130,11 +145,13 @@ def _run(dataset: str, data_dir: str | None, model_cfg: dict, train_cfg: TrainCo
         )
         why = time_limit() if len(history) < train_cfg.epochs else ""  # the public demo's time limit
         box["kept"] = _kept(model, meta, last_epoch if why else None, train_cfg.epochs, own_test, why)
+        box["kept"]["timeline"] = timeline.kept()
     except LatentLabError as exc:
         st.error(f"Training stopped: {public_text(exc)}. Nothing was kept; the current model is unchanged.")
         return
     except ScriptControlException:  # Stop, another page, or the session ending: keep the last completed epoch
         box["kept"] = _kept(model, meta, last_epoch, train_cfg.epochs, own_test)
+        box["kept"]["timeline"] = timeline.kept()
         done.set()  # before collecting here: collect_kept waits for it
         with contextlib.suppress(ScriptControlException):  # after a stop request the next run installs it
             state.collect_kept()
@@ -164,3 +181,66 @@ def _kept(
     model.cpu().eval()
     kept_meta = dict(meta, history=list(meta["history"]))
     return {"model": model, "meta": kept_meta, "test_data": test_data, "message": message}
+
+
+class Timeline:
+    """The latent space after each epoch of a run: a fixed set of test digits' means, in 2-D (μ itself
+    for Z = 2; for larger Z its two principal axes, refitted each epoch and kept pointing the same way).
+    Recorded while training and kept with the model for this session (not in its file), so the model
+    card can step through the epochs. Epoch 0 is the untrained encoder."""
+
+    def __init__(self, test_set: Dataset, n: int = TIMELINE_POINTS) -> None:
+        idx = subset_indices(len(test_set), n)
+        self.images = test_set.as_float()[torch.as_tensor(idx)]
+        self.labels = test_set.labels[torch.as_tensor(idx)].numpy()
+        self.class_names = list(test_set.class_names)
+        self.epochs: list[int] = []
+        self.coords: list[np.ndarray] = []
+        self._axes: np.ndarray | None = None
+
+    def add(self, model: VAE, epoch: int) -> None:
+        with torch.no_grad():
+            mu, _ = model.encode(self.images.to(next(model.parameters()).device))
+        coords, self._axes = training_view(mu.float().cpu().numpy(), self._axes)
+        self.epochs.append(epoch)
+        self.coords.append(coords)
+
+    def chart(self, at: int = -1, domain: tuple[float, float] | None = None):
+        return timeline_chart(self.coords[at], self.labels, self.class_names, self.epochs[at], domain)
+
+    def kept(self) -> dict:
+        """What the model keeps (not the images): epochs, coordinates per epoch, labels, class names. A
+        run stopped mid-epoch keeps the weights of its last whole epoch, the last one recorded here."""
+        return {
+            "epochs": list(self.epochs),
+            "coords": list(self.coords),
+            "labels": self.labels,
+            "class_names": self.class_names,
+        }
+
+
+def show_timeline(entry: state.ModelEntry) -> None:
+    """The model card of a model trained in this session: its latent space after any epoch."""
+    timeline = entry.timeline
+    epochs, z_dim = timeline["epochs"], entry.config.latent_dim
+    st.markdown("**The latent space during training**")
+    left, right = st.columns([1, 2], vertical_alignment="center")
+    epoch = left.select_slider("After epoch", epochs, epochs[-1], key=f"timeline_{entry.id}")
+    at = epochs.index(epoch)
+    axes = {1: "μ against 0 (Z = 1)", 2: "μ itself (Z = 2)"}.get(
+        z_dim, f"the two directions along which μ varies most, found anew after each epoch (Z = {z_dim})"
+    )
+    pull = (
+        "An autoencoder has no KL term: nothing keeps its codes near 0, and nothing makes the space between "
+        "the clusters decode to digits."
+        if entry.config.kind == "ae"
+        else "The reconstruction term rewards codes that tell digits apart; the KL term keeps the whole cloud "
+        "near N(0, I)."
+    )
+    left.caption(
+        f"{len(timeline['labels']):,} test digits at their means μ; axes: {axes}. Epoch 0 is the untrained "
+        f"encoder, every digit near the same point. {pull} Same frame for every epoch."
+    )
+    domain = timeline_domain(timeline["coords"])
+    chart = timeline_chart(timeline["coords"][at], timeline["labels"], timeline["class_names"], epoch, domain)
+    right.altair_chart(chart, width="stretch")

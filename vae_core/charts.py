@@ -16,6 +16,8 @@ __all__ = [
     "latent_scatter",
     "path_layer",
     "loss_chart",
+    "timeline_chart",
+    "timeline_domain",
     "scatter_frame",
     "ellipse_layer",
     "prior_layer",
@@ -391,3 +393,26 @@ def loss_chart(history: list[dict], height: int = 260) -> alt.Chart:
     # (with mark_line(point=True) the legend showed neither line nor dash, only the words).
     lines = base.mark_line().encode(strokeDash=alt.StrokeDash("split:N", sort=["train", "test"]))
     return lines + base.mark_point(filled=True, size=25)
+
+
+TIMELINE_MIN_HALF_WIDTH = 3.0  # N(0, I) puts 99.7% of draws within ±3: the frame an untrained model starts in
+
+
+def timeline_domain(coords: list[np.ndarray]) -> tuple[float, float]:
+    """One square frame for every epoch of a training run, so stepping through them the axes stay put:
+    at least ±3, and wide enough for every point of every epoch."""
+    widest = max((float(np.abs(c).max()) for c in coords if len(c)), default=0.0)
+    half = max(TIMELINE_MIN_HALF_WIDTH, 1.05 * widest)
+    return (-half, half)
+
+
+def timeline_chart(
+    coords: np.ndarray, labels: np.ndarray, class_names: list[str], epoch: int, domain=None, height: int = 320
+) -> alt.Chart:
+    """Test digits' means after one epoch of training, coloured by class, in a square frame."""
+    alt = _altair()
+    frame = scatter_frame(coords, labels, class_names)
+    title = "untrained (epoch 0)" if epoch == 0 else f"after epoch {epoch}"
+    return latent_scatter(frame, class_names, height=height, domain=domain or timeline_domain([coords])).properties(
+        title=alt.TitleParams(title, anchor="start", fontSize=13)
+    )

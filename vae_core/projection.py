@@ -18,6 +18,7 @@ __all__ = [
     "pca_variance_ratio",
     "kl_per_dimension",
     "dimension_order",
+    "training_view",
 ]
 
 DEFAULT_SEED = 0  # every stochastic projection is seeded
@@ -78,6 +79,24 @@ def dimension_order(mu: np.ndarray, logvar: np.ndarray, autoencoder: bool = Fals
     in this order."""
     score = np.asarray(mu).std(0) if autoencoder else kl_per_dimension(mu, logvar)
     return np.argsort(-score, kind="stable")
+
+
+def training_view(mu: np.ndarray, previous: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray | None]:
+    """One training epoch's means in 2-D, and what to pass as `previous` for the next epoch's.
+
+    Z = 2: μ itself. Z = 1: μ against 0. Z > 2: μ on its two principal axes, each axis signed to point
+    the way the previous epoch's did: a PCA fitted anew each epoch may otherwise flip the picture from
+    one epoch to the next with nothing having changed."""
+    mu = np.asarray(mu, np.float32)
+    if mu.shape[1] <= 2:
+        coords = mu if mu.shape[1] == 2 else np.column_stack([mu[:, 0], np.zeros(len(mu), np.float32)])
+        return coords, None
+    centred = mu - mu.mean(0)
+    _, _, vt = np.linalg.svd(centred, full_matrices=False)
+    axes = vt[:2].copy()
+    if previous is not None:
+        axes *= np.where((axes * previous).sum(1) < 0, -1.0, 1.0)[:, None].astype(axes.dtype)
+    return (centred @ axes.T).astype(np.float32), axes
 
 
 def _raw(z: np.ndarray, dims: tuple[int, int] = (0, 1)) -> tuple[np.ndarray, Callable | None, dict]:
