@@ -190,9 +190,10 @@ class Timeline:
     card can step through the epochs. Epoch 0 is the untrained encoder."""
 
     def __init__(self, test_set: Dataset, n: int = TIMELINE_POINTS) -> None:
-        idx = subset_indices(len(test_set), n)
-        self.images = test_set.as_float()[torch.as_tensor(idx)]
-        self.labels = test_set.labels[torch.as_tensor(idx)].numpy()
+        idx = torch.as_tensor(subset_indices(len(test_set), n))
+        subset = Dataset(test_set.name, test_set.images[idx], test_set.labels[idx], test_set.class_names, "test")
+        self.images = subset.as_float()  # not the whole split's floats first (31 MB for MNIST)
+        self.labels = subset.labels.numpy()
         self.class_names = list(test_set.class_names)
         self.epochs: list[int] = []
         self.coords: list[np.ndarray] = []
