@@ -111,7 +111,7 @@ def _run(dataset: str, data_dir: str | None, model_cfg: dict, train_cfg: TrainCo
     last_epoch: dict[str, torch.Tensor] = {}
     timeline = Timeline(test_set)
     timeline.add(model, 0)  # the untrained encoder: every digit near the same point
-    latent.altair_chart(timeline.chart(), width="stretch")
+    latent.altair_chart(timeline.chart(), width="content")
     right.caption(
         f"The means μ of the same {len(timeline.labels):,} test digits after each epoch. The model card keeps "
         "every epoch, to step through once the run ends."
@@ -128,7 +128,7 @@ def _run(dataset: str, data_dir: str | None, model_cfg: dict, train_cfg: TrainCo
         last_epoch.update({k: v.detach().clone() for k, v in model.state_dict().items()})
         chart.altair_chart(loss_chart(history), width="stretch")
         timeline.add(model, record["epoch"])
-        latent.altair_chart(timeline.chart(), width="stretch")
+        latent.altair_chart(timeline.chart(), width="content")
 
     deadline = time.monotonic() + PUBLIC_RUN_S if public_demo() else math.inf
 
@@ -244,4 +244,4 @@ def show_timeline(entry: state.ModelEntry) -> None:
     )
     domain = timeline_domain(timeline["coords"])
     chart = timeline_chart(timeline["coords"][at], timeline["labels"], timeline["class_names"], epoch, domain)
-    right.altair_chart(chart, width="stretch")
+    right.altair_chart(chart, width="content")
