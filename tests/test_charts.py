@@ -124,3 +124,17 @@ def test_the_hand_written_specs_name_altairs_vega_lite_schema() -> None:
     from vae_core.charts import VEGA_LITE_SCHEMA
 
     assert VEGA_LITE_SCHEMA == alt.SCHEMA_URL
+
+
+def test_the_training_timeline_is_square_and_one_frame_for_every_epoch() -> None:
+    from vae_core.charts import timeline_chart, timeline_domain
+
+    early = np.full((5, 2), 0.1, dtype=np.float32)  # an untrained encoder: all near one point
+    late = np.array([[4.0, -1.0], [-2.0, 0.5]], dtype=np.float32)
+    assert timeline_domain([early]) == (-3.0, 3.0)  # never narrower than the prior's ±3
+    lo, hi = timeline_domain([early, late])
+    assert lo == -hi and hi == pytest.approx(4.2)  # wide enough for every epoch's points
+    spec = timeline_chart(early, np.zeros(5, int), [str(d) for d in range(10)], 0, (lo, hi)).to_dict()
+    assert spec["width"] == spec["height"] and spec["autosize"] == {"type": "pad"}
+    assert spec["encoding"]["x"]["scale"]["domain"] == spec["encoding"]["y"]["scale"]["domain"] == [lo, hi]
+    assert spec["title"]["text"] == "untrained (epoch 0)"
