@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 from pathlib import Path
@@ -68,6 +69,16 @@ def _settle(tab) -> None:
     tab.wait_for_timeout(500)
     tab.wait_for_function("!document.querySelector('[data-testid=\"stStatusWidget\"]')", timeout=120_000)
     tab.wait_for_timeout(1000)
+
+
+@contextlib.contextmanager
+def _fresh_tab(page, width: int = 1400, height: int = 1300):
+    """A tab in a new browser context (its own history and session), closed afterwards."""
+    context = page.context.browser.new_context(viewport={"width": width, "height": height})
+    try:
+        yield context.new_page()
+    finally:
+        context.close()
 
 
 @pytest.mark.parametrize("name", list(PAGES))
@@ -239,9 +250,7 @@ def test_stop_during_training_keeps_the_epochs_done(server, page) -> None:
 def test_back_returns_to_the_previous_page(server, page) -> None:
     """Every query-string change is a browser history entry: the app writes the URL at most once a run
     (it used to write each key in turn, and Back then took about seven presses per page)."""
-    context = page.context.browser.new_context(viewport={"width": 1400, "height": 1300})
-    tab = context.new_page()
-    try:
+    with _fresh_tab(page) as tab:
         tab.goto(server + "/latent?model=mnist-vae-z20")
         _settle(tab)
         first = tab.evaluate("history.length")
@@ -260,8 +269,6 @@ def test_back_returns_to_the_previous_page(server, page) -> None:
                 break
         assert tab.locator("h1", has_text="Latent space").count() == 1
         assert tab.locator('[data-testid="stException"]').count() == 0
-    finally:
-        context.close()
 
 
 def _box(tab, selector: str, nth: int = 0) -> dict:
@@ -273,9 +280,7 @@ def test_a_projector_sized_window_gives_the_plot_the_width(server, page, width: 
     """ui/shell.COMPACT_CSS: up to 1280 px the page's side margins shrink from 80 to 24 px; up to 900 px
     a column narrower than 240 px wraps onto a row of its own, so the latent page's controls go below
     the plot instead of squeezing it. Wider windows keep Streamlit's own layout."""
-    context = page.context.browser.new_context(viewport={"width": width, "height": 900})
-    tab = context.new_page()
-    try:
+    with _fresh_tab(page, width, 900) as tab:
         tab.goto(server + "/latent?model=mnist-vae-z2&projection=raw")
         _settle(tab)
         main = _box(tab, '[data-testid="stMainBlockContainer"]')
@@ -289,17 +294,13 @@ def test_a_projector_sized_window_gives_the_plot_the_width(server, page, width: 
             assert slider["y"] > plot["y"] + plot["height"] - 1  # below it, at full width
             assert plot["width"] > 0.9 * (main["width"] - 48)
         assert tab.locator('[data-testid="stException"]').count() == 0
-    finally:
-        context.close()
 
 
 @pytest.mark.parametrize("width", [800, 1024, 1400])
 def test_the_start_pages_links_are_never_cut_short(server, page, width: int) -> None:
     """Each link sits in a box of its own width and the boxes wrap (pages/home.py): four columns a row
     cut "Train or load a model" short at 1024 px with the sidebar open."""
-    context = page.context.browser.new_context(viewport={"width": width, "height": 900})
-    tab = context.new_page()
-    try:
+    with _fresh_tab(page, width, 900) as tab:
         tab.goto(server + "/")
         _settle(tab)
         links = tab.locator('[data-testid="stMainBlockContainer"] [data-testid="stPageLink"] p')
@@ -307,16 +308,12 @@ def test_the_start_pages_links_are_never_cut_short(server, page, width: int) -> 
         cut = links.evaluate_all("els => els.filter(e => e.scrollWidth > e.clientWidth).map(e => e.innerText)")
         assert cut == [], cut
         assert tab.locator('[data-testid="stException"]').count() == 0
-    finally:
-        context.close()
 
 
 def test_back_undoes_a_projection_switch_made_with_the_buttons(server, page) -> None:
     """A switch by the buttons under the plot is a history entry like one by the sidebar: Back brings
     the previous projection back, in the URL, the sidebar and the chart's own buttons."""
-    context = page.context.browser.new_context(viewport={"width": 1400, "height": 1300})
-    tab = context.new_page()
-    try:
+    with _fresh_tab(page) as tab:
         tab.goto(server + "/latent?model=mnist-vae-z2&projection=raw")
         _settle(tab)
         chart = tab.locator('[data-testid="stVegaLiteChart"]')
@@ -332,5 +329,3 @@ def test_back_undoes_a_projection_switch_made_with_the_buttons(server, page) -> 
         assert chart.get_by_label("raw (two latent dims)", exact=True).is_checked()
         assert tab.get_by_text("· raw (two latent dims)").count() == 1  # the caption under the chart
         assert tab.locator('[data-testid="stException"]').count() == 0
-    finally:
-        context.close()
