@@ -154,7 +154,8 @@ views.download(
 beta = None if entry.config.kind == "ae" else entry.model.beta
 if "test_loss" in last:
     recorded = {"loss": last["test_loss"], "recon": last["test_recon"], "kl": last["test_kl"]}
-    show_test_loss(c4, loss_caption, recorded, beta, f"after {last['epoch']} epochs")
+    epochs = last["epoch"]
+    show_test_loss(c4, loss_caption, recorded, beta, f"after {epochs} epoch{'' if epochs == 1 else 's'}")
 else:  # no history (e.g. uploaded): computed now; last, as require_test_data stops the page without a split
     views.require_test_data(entry)
     loss = cache.test_loss(entry.fingerprint, entry)

@@ -305,3 +305,25 @@ def test_the_same_checkpoint_uploaded_twice_is_one_model() -> None:
     assert not at.exception and list(at.session_state["user_models"]) == [first]
     assert at.selectbox(key="model").value == first
     assert "again.safetensors is already loaded" in at.success[0].value
+
+
+def test_the_same_settings_train_the_same_model_whatever_ran_before() -> None:
+    """The seed covers the initial weights too: they were drawn before train() seeded anything, from
+    whatever state the global generator was in, so a session's first run differed from its next ones."""
+    at = open_page("pages/train.py")
+    at.number_input(key="train_epochs").set_value(1)
+    at.number_input(key="train_hidden").set_value(32)
+    at.selectbox(key="train_dataset").set_value("digits")
+    weights = []
+    for _ in range(2):
+        torch.rand(1000)  # anything else using the generator in between
+        at.button[0].click()
+        at.run()
+        assert not at.exception, [e.value for e in at.exception]
+        entry = at.session_state["user_models"][at.selectbox(key="model").value]
+        weights.append(entry.model.state_dict())
+    assert weights[0].keys() == weights[1].keys()
+    assert all(torch.equal(weights[0][k], weights[1][k]) for k in weights[0])
+    assert any(c.value.endswith("after 1 epoch.") for c in at.caption)  # not "1 epochs"
+    loss = next(c for c in at.get("vega_lite_chart") if '"nats per image"' in c.proto.spec)
+    assert '"format": "d"' in loss.proto.spec or '"format":"d"' in loss.proto.spec  # tick "1", not "1.000000"

@@ -17,7 +17,7 @@ from vae_core import DATASET_NAMES, VAE, Dataset, LatentLabError, TrainConfig, V
 from vae_core.charts import loss_chart, timeline_chart, timeline_domain
 from vae_core.projection import training_view
 from vae_core.subset import subset_indices
-from vae_core.train import StepInfo, pick_precision
+from vae_core.train import StepInfo, pick_precision, seeded_model
 
 from . import state
 from .access import PUBLIC_ENV, folders_allowed, public_demo, public_text  # noqa: F401 (re-exported)
@@ -93,7 +93,7 @@ def _run(dataset: str, data_dir: str | None, model_cfg: dict, train_cfg: TrainCo
         with st.spinner(f"Loading {dataset}…"):
             train_set = load_dataset(dataset, "train", data_dir or None)
             test_set = load_dataset(dataset, "test", data_dir or None)
-        model = VAE(VAEConfig(image_shape=train_set.image_shape, **model_cfg))
+        model = seeded_model(VAEConfig(image_shape=train_set.image_shape, **model_cfg), train_cfg.seed)
     except LatentLabError as exc:
         st.error(public_text(exc))
         return

@@ -378,7 +378,7 @@ def loss_chart(history: list[dict], height: int = 260) -> alt.Chart:
                     rows.append({"epoch": record["epoch"], "split": split, "term": name, "nats": value})
     frame = pd.DataFrame(rows, columns=["epoch", "split", "term", "nats"])
     base = alt.Chart(frame, height=height).encode(
-        x=alt.X("epoch:Q", axis=alt.Axis(tickMinStep=1)),
+        x=alt.X("epoch:Q", axis=alt.Axis(tickMinStep=1, format="d")),  # one epoch: "1", not "1.000000"
         y=alt.Y("nats:Q", title="nats per image", scale=alt.Scale(zero=False)),
         # three distinct hues: Streamlit's default palette gave total and reconstruction two close blues
         color=alt.Color(

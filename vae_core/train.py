@@ -13,9 +13,18 @@ from .backprop import PRECISIONS, FlatStep
 from .data import Dataset
 from .errors import ConfigError, TrainingDivergedError
 from .losses import vae_loss
-from .model import VAE
+from .model import VAE, VAEConfig
 
-__all__ = ["TrainConfig", "train", "evaluate", "pick_device", "check_device", "pick_precision", "StepInfo"]
+__all__ = [
+    "TrainConfig",
+    "train",
+    "seeded_model",
+    "evaluate",
+    "pick_device",
+    "check_device",
+    "pick_precision",
+    "StepInfo",
+]
 
 MAX_BAD_STEPS = 5  # non-finite losses in a row before training gives up
 EVAL_BATCH = 1000  # test-set batch; no gradients, so larger is faster
@@ -151,6 +160,15 @@ def _batch_loss(model: VAE, x: torch.Tensor):
     mu, logvar = model.encode(x)
     logits = model.decode_logits(model.reparameterize(mu, logvar))
     return vae_loss(x, logits, mu, logvar, model.beta, include_kl=model.config.kind != "ae")
+
+
+def seeded_model(config: VAEConfig, seed: int) -> VAE:
+    """A new model whose initial weights come from `seed`, as TrainConfig.seed promises: train() seeds
+    the shuffling and the noise, but a model is made before train() is called, and made from whatever
+    state the global generator was in (in the app, whatever ran before: two runs with seed 1 differed)."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        return VAE(config)
 
 
 def train(
@@ -330,7 +348,6 @@ def main(argv: list[str] | None = None) -> int:
     from .checkpoint import check_writable, save_checkpoint
     from .data import load_dataset
     from .errors import LatentLabError
-    from .model import VAEConfig
 
     parser = _parser()
     args = parser.parse_args(argv)
@@ -342,7 +359,7 @@ def main(argv: list[str] | None = None) -> int:
         train_set = load_dataset(args.dataset, "train", args.data_dir)
         test_set = load_dataset(args.dataset, "test", args.data_dir)
         model_cfg = VAEConfig(train_set.image_shape, tuple(args.hidden), args.latent_dim, args.beta, args.kind)
-        model = VAE(model_cfg)
+        model = seeded_model(model_cfg, cfg.seed)
         history = train(model, train_set, test_set, cfg, on_step=_print_progress, on_epoch_end=_print_epoch)
         meta = {
             "dataset": args.dataset,
