@@ -56,12 +56,12 @@ paths = interp_view.both_paths(entry, mu, i0, i1, steps)
 scale = max(1, 56 // entry.model.config.image_shape[0])
 a_name, b_name = names[int(data.labels[i0])], names[int(data.labels[i1])]
 for m in INTERPOLATION_MODES:
-    strip = interp_view.strip(data, entry, mu, i0, i1, paths.images[m])
+    strip = interp_view.strip(data, i0, i1, paths.images[m])
     img = to_pil_grid(strip, nrow=len(strip), scale=scale)
     st.image(
         img,
-        caption=f"{interp_view.MODE_LABELS[m]}: original #{i0} ({a_name}) · reconstruction · {steps} steps "
-        f"· reconstruction · original #{i1} ({b_name})",
+        caption=f"{interp_view.MODE_LABELS[m]}: original #{i0} ({a_name}) · {steps} steps from its reconstruction "
+        f"to the other's · original #{i1} ({b_name})",
     )
     row = st.container(horizontal=True)  # side by side at their own widths; wrapped on a narrow screen
     views.download(

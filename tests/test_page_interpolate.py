@@ -69,6 +69,8 @@ def test_norm_and_nearest_distance_are_charted_for_both_paths() -> None:
     ends = nearest[nearest["step"].isin([0, STEPS - 1])]
     assert len(ends) == 4 and (ends["nearest"] < 1e-5).all(), "both ends are test digits' μ"
     assert nearest["nearest"].max() > 1e-3, "the inside of a path is not on a test digit"
+    titles = [json.loads(c.proto.spec).get("title", {}).get("text") for c in at.get("vega_lite_chart")]
+    assert {"|z| along the path", "distance to nearest test μ"} <= set(titles)  # across the top, whole
 
 
 def test_the_path_is_drawn_over_the_scatter_from_one_mu_to_the_other() -> None:
@@ -159,3 +161,27 @@ def test_the_path_radio_beside_the_map_draws_that_path_and_goes_into_the_url() -
     assert any("black spherical (slerp) path" in c.value for c in at.caption)
     reopened = open_interpolation({"mode": "slerp"})
     assert reopened.radio(key="mode").value == "slerp"
+
+
+def test_the_strip_shows_each_reconstruction_once() -> None:
+    """original A, the path (its ends are μ_A and μ_B: the reconstructions), original B. Two more tiles of
+    the reconstructions beside the path's ends showed each of them twice in a row."""
+    import torch
+
+    from ui import interp_view
+    from vae_core import VAE, VAEConfig, load_dataset
+    from vae_core.latents import decode, interpolate
+
+    data = load_dataset("digits", "test")
+    torch.manual_seed(0)
+    model = VAE(VAEConfig(image_shape=data.image_shape, hidden_sizes=(16,)))
+    with torch.no_grad():
+        mu, _ = model.encode(data.as_float()[[3, 9]])
+        decoded = decode(model, interpolate(mu[0], mu[1], STEPS, "linear"))
+        ends = decode(model, mu)
+    tiles = interp_view.strip(data, 3, 9, decoded)
+    assert tiles.shape[0] == STEPS + 2
+    assert torch.equal(tiles[0], data.as_float()[3]) and torch.equal(tiles[-1], data.as_float()[9])
+    torch.testing.assert_close(tiles[1], ends[0])  # the path starts at A's reconstruction
+    torch.testing.assert_close(tiles[-2], ends[1])  # and ends at B's
+    assert not torch.equal(tiles[1], tiles[2])

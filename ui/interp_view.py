@@ -58,11 +58,11 @@ def both_paths(entry: state.ModelEntry, mu: np.ndarray, i0: int, i1: int, steps:
     return Paths(codes, images, pd.DataFrame(rows))
 
 
-def strip(data, entry: state.ModelEntry, mu: np.ndarray, i0: int, i1: int, decoded: torch.Tensor) -> torch.Tensor:
-    """original A, its reconstruction, the path, reconstruction B, original B: (steps + 4, 1, H, W)."""
+def strip(data, i0: int, i1: int, decoded: torch.Tensor) -> torch.Tensor:
+    """original A, the path, original B: (steps + 2, 1, H, W). The path's ends are μ_A and μ_B, so its
+    first and last images are the two reconstructions (a tile of each beside them showed them twice)."""
     originals = data.as_float()[[i0, i1]]
-    recon = cache.decode_np(entry, mu[[i0, i1]])
-    return torch.cat([originals[:1], recon[:1], decoded, recon[1:], originals[1:]])
+    return torch.cat([originals[:1], decoded, originals[1:]])
 
 
 def placement_text(method: str, placement: str) -> str:

@@ -337,14 +337,15 @@ def image_layer(coords: np.ndarray, images: list[str], size_px: int) -> alt.Char
 
 
 def step_chart(frame: pd.DataFrame, value: str, title: str, height: int = 180) -> alt.Chart:
-    """A small line chart over interpolation steps, one line per path (linear, slerp)."""
+    """A small line chart over interpolation steps, one line per path (linear, slerp). What it shows is the
+    chart's title, across the top: as the y axis's title it was cut to the chart's 180 px height."""
     alt = _altair()
     return (
-        alt.Chart(frame, height=height)
+        alt.Chart(frame, height=height, title=alt.TitleParams(title, anchor="start", fontSize=13))
         .mark_line(point=True)
         .encode(
-            x=alt.X("step:Q", axis=alt.Axis(tickMinStep=1)),
-            y=alt.Y(f"{value}:Q", title=title, scale=alt.Scale(zero=False)),
+            x=alt.X("step:Q", axis=alt.Axis(tickMinStep=1, format="d")),
+            y=alt.Y(f"{value}:Q", title=None, scale=alt.Scale(zero=False)),
             color=alt.Color("path:N", title="path"),
             tooltip=["path:N", "step:Q", alt.Tooltip(f"{value}:Q", format=".2f")],
         )
