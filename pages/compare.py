@@ -21,7 +21,8 @@ st.title("VAE versus autoencoder")
 st.markdown(
     "**What am I looking at?** Two models trained the same way on MNIST with a 2-D latent space; only the "
     "VAE has the KL term. Top: where the test digits land, with the same random z ~ N(0, I) as black crosses. "
-    "Bottom: what those random z decode to."
+    "Bottom: what those random z decode to. The sidebar's model and projection do not apply here: this page "
+    "always shows these two bundled models, in their own two latent coordinates."
 )
 teaching.expander()
 

@@ -91,7 +91,7 @@ views.download(
 )
 st.caption(
     f"μ = [{', '.join(f'{v:.2f}' for v in enc.mu[:8])}{', …' if len(enc.mu) > 8 else ''}] · "
-    f"mean σ = {enc.sigma.mean():.2f} (a large σ means the encoder is unsure about this image)"
+    + digit_view.sigma_text(float(enc.sigma.mean()), entry)
 )
 
 method = st.session_state.get(state.PROJECTION, "raw")

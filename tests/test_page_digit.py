@@ -43,6 +43,13 @@ def test_an_uploaded_digit_is_shown_step_by_step_and_placed_on_the_map() -> None
     assert not at.exception and not at.error, [e.value for e in at.error]
     captions = " ".join(c.value for c in at.caption)
     assert "black cross is your digit's μ, placed exactly" in captions
+    # σ beside a yardstick: the test digits' median mean σ of this model (the bundled Z = 2 VAE)
+    from ui import cache, state
+
+    entry = state.get_entry("mnist-vae-z2")
+    _, logvar = cache.latents(entry.fingerprint, entry)
+    typical = np.median(np.exp(0.5 * logvar).mean(1))
+    assert f"against a median of {typical:.2f} for the test digits" in captions
     assert len(at.get("vega_lite_chart")) == 1
     assert len(at.get("image")) >= 7 + 3  # the preprocessing steps, input, reconstruction, neighbours
     assert [d.label for d in at.download_button] == [

@@ -245,6 +245,7 @@ def test_compare_page_shows_both_latent_spaces_and_both_sample_grids() -> None:
     ]
     text = " ".join(m.value for m in at.markdown)
     assert "fill approximately the region" in text and "fill exactly" not in text  # KL pulls, it does not pin
+    assert "The sidebar's model and projection do not apply here" in text  # it looks as if they should
     # The price of the KL term, from the two models' recorded reconstruction terms (not their totals)
     from ui import state
 
