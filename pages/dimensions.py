@@ -14,7 +14,7 @@ import torch
 
 from ui import cache, state, teaching, urlstate, views
 from vae_core.analysis import ACTIVE_KL_NATS, kl_per_dimension, traversal_codes
-from vae_core.images import to_pil_grid, to_png_bytes
+from vae_core.images import label_rows, to_pil_grid, to_png_bytes
 from vae_core.projection import dimension_order
 
 MAX_ROWS = 20  # dimensions shown as traversals, most informative first
@@ -92,12 +92,15 @@ codes = [traversal_codes(mu[digit], int(j), mu, steps, min_spread=spread) for j 
 rows = [cache.decode_np(entry, c) for c in codes]
 left, right = st.columns([2, 1])
 with left:
-    grid = to_pil_grid(torch.cat(rows), nrow=steps, scale=scale)
     if autoencoder:
-        labels = [f"z{j} (μ std {mu[:, j].std():.2f})" for j in order[:MAX_ROWS]]
+        labels = [f"z{j} · std {mu[:, j].std():.2f}" for j in order[:MAX_ROWS]]
+        what = "the spread (standard deviation) of μ along it over the test digits"
     else:
-        labels = [f"z{j} ({'active' if active[j] else 'inactive'}, KL {kl[j]:.2f})" for j in order[:MAX_ROWS]]
-    st.image(grid, caption="Rows, top to bottom: " + "; ".join(labels))
+        labels = [f"z{j} · KL {kl[j]:.2f}{'' if active[j] else ' · off'}" for j in order[:MAX_ROWS]]
+        what = f"its average KL in nats ('off': inactive, below {ACTIVE_KL_NATS})"
+    tile_px = entry.model.config.image_shape[0]
+    grid = label_rows(to_pil_grid(torch.cat(rows), nrow=steps, scale=scale), labels, tile_px, scale)
+    st.image(grid, caption=f"Each row: the dimension it moves and {what}.")
     views.download(st, "Download traversals (PNG)", partial(to_png_bytes, grid), "traversals.png", "image/png")
 with right:
     st.markdown("#### How to read a row")

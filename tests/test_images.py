@@ -61,3 +61,24 @@ def test_float_thumbnails_match_their_rounded_bytes() -> None:
     images = torch.rand(4, 1, 6, 6, generator=torch.Generator().manual_seed(1))
     as_bytes = (images * 255).round().to(torch.uint8)[:, 0]
     assert thumbnail_urls(images) == thumbnail_urls(as_bytes)
+
+
+def test_traversal_rows_are_labelled_in_the_picture() -> None:
+    """label_rows: a margin at the left with one label per row, its ink centred on the row it names, so a
+    downloaded grid keeps them; the tiles themselves unchanged."""
+    import torch
+    from PIL import Image
+
+    from vae_core.images import label_rows, to_pil_grid
+
+    tiles = torch.zeros(3 * 4, 1, 28, 28)  # 3 rows of 4 black tiles
+    grid = to_pil_grid(tiles, nrow=4, scale=2)
+    labelled = label_rows(grid.copy(), ["z6 · KL 2.08", "z2 · KL 1.98", "z7 · KL 1.93 · off"], 28, 2)
+    margin = labelled.width - grid.width
+    assert margin > 40 and labelled.height == grid.height
+    assert np.array_equal(np.asarray(labelled)[:, margin:], np.asarray(grid))
+    ink = np.asarray(labelled)[:, :margin] < 128
+    rows = [np.flatnonzero(ink[2 * (2 + r * 30) : 2 * (2 + r * 30 + 28)].any(1)) for r in range(3)]
+    assert all(len(r) for r in rows)  # every row has its label
+    assert not ink[: 2 * 2].any() and not ink[2 * 30 : 2 * 32].any()  # nothing in the gaps between rows
+    assert isinstance(labelled, Image.Image) and labelled.mode == "L"

@@ -9,9 +9,19 @@ import zlib
 
 import numpy as np
 import torch
-from PIL import Image
+from PIL import Image, ImageDraw, ImageFont
 
-__all__ = ["tile", "to_pil_grid", "to_png_bytes", "to_gif_bytes", "thumbnail_urls", "gray_pngs", "data_urls", "upscale"]
+__all__ = [
+    "tile",
+    "to_pil_grid",
+    "label_rows",
+    "to_png_bytes",
+    "to_gif_bytes",
+    "thumbnail_urls",
+    "gray_pngs",
+    "data_urls",
+    "upscale",
+]
 
 GRID_PADDING = 2  # pixels between tiles
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
@@ -21,6 +31,22 @@ def to_pil_grid(images: torch.Tensor, nrow: int, scale: int = 1, pad_value: floa
     """(N, 1, H, W) in [0, 1] -> one grayscale PIL image, `nrow` tiles per row, upscaled by `scale`."""
     grid = tile(images.detach().cpu().float().clamp(0, 1)[:, 0].numpy(), nrow, GRID_PADDING, pad_value)
     return upscale(Image.fromarray((grid * 255).round().astype(np.uint8), mode="L"), scale)
+
+
+def label_rows(grid: Image.Image, labels: list[str], tile_px: int, scale: int = 1) -> Image.Image:
+    """A to_pil_grid image with a label left of each row, in the picture itself (so a downloaded grid
+    keeps them): tile_px is one tile's height before upscaling by `scale`. Pillow's own font, so no
+    font file is needed."""
+    font = ImageFont.load_default(size=max(12, round(0.36 * tile_px * scale)))
+    draw = ImageDraw.Draw(grid)
+    margin = 12 + max(round(draw.textlength(label, font=font)) for label in labels)
+    out = Image.new(grid.mode, (grid.width + margin, grid.height), 255)
+    out.paste(grid, (margin, 0))
+    draw = ImageDraw.Draw(out)
+    for r, label in enumerate(labels):
+        middle = scale * (GRID_PADDING + r * (tile_px + GRID_PADDING) + tile_px / 2)
+        draw.text((margin - 8, middle), label, fill=0, font=font, anchor="rm")
+    return out
 
 
 def tile(images: np.ndarray, nrow: int, padding: int, pad_value: float) -> np.ndarray:
