@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import base64
-import hashlib
 import io
 import json
 import os
@@ -145,19 +144,27 @@ def test_more_crosses_than_samples_start_with_all_the_pages_samples() -> None:
     assert "transform" not in on_screen(at) and "placed exactly" in on_screen(at)
 
 
-def test_tsne_prior_overlay_draws_points_and_crosses_from_one_fit() -> None:
+def test_tsne_prior_overlay_keeps_the_layout_and_places_the_crosses_into_it() -> None:
+    """The digits stay where the view without crosses has them (a joint t-SNE of digits and crosses moved
+    the clusters and could split a class); each cross goes where openTSNE's transform puts it."""
     from ui import cache
+    from vae_core.projection import tsne_place
 
     at = open_latent({"projection": "tsne"}, {"prior_n": 25})
     assert_clean(at)
     z = sample_prior(64, 2, 0).numpy()[:25]
     entry = current_entry()
-    data_xy, prior_xy = cache.joint_tsne(  # the cached joint fit the page asked for
-        entry.fingerprint, entry, POINTS, (("perplexity", 30),), z, hashlib.sha1(z.tobytes()).hexdigest()
-    )
-    np.testing.assert_allclose(xy(layer(at, "circle")[1]), data_xy, atol=1e-5)
-    np.testing.assert_allclose(xy(layer(at, "point")[1]), prior_xy, atol=1e-5)
-    assert "embedded together" in on_screen(at)
+    view = cache.projection(entry.fingerprint, entry, "tsne", POINTS, (("perplexity", 30),))
+    np.testing.assert_allclose(xy(layer(at, "circle")[1]), view.embedding, atol=1e-5)
+    mu, _ = cache.latents(entry.fingerprint, entry)
+    placed = tsne_place(mu[subset_indices(len(mu), POINTS)], view.embedding, z, perplexity=30)
+    crosses = xy(layer(at, "point")[1])
+    np.testing.assert_allclose(crosses, placed, atol=1e-3)
+    assert "placed into this t-SNE layout, which stays as it is" in on_screen(at)
+    # Each cross lands among the digits whose codes are nearest its own, not somewhere arbitrary.
+    nearest = np.argmin(((mu[subset_indices(len(mu), POINTS)][None] - z[:, None]) ** 2).sum(-1), axis=1)
+    spread = np.median(np.linalg.norm(view.embedding - view.embedding.mean(0), axis=1))
+    assert np.median(np.linalg.norm(crosses - view.embedding[nearest], axis=1)) < 0.5 * spread
 
 
 @pytest.mark.slow

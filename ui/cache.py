@@ -191,14 +191,18 @@ def thumbnails(fingerprint: str, _entry: ModelEntry, n: int) -> list[str]:
     return data_urls(tooltip_pngs(_entry.model, data.images[idx], torch.from_numpy(mu[idx])))
 
 
-@st.cache_resource(ttl=CACHE_TTL_S, max_entries=MAX_FITS, show_spinner=False)
-def joint_tsne(fingerprint: str, _entry: ModelEntry, n: int, params: tuple, _extra: np.ndarray, extra_key: str):
-    """t-SNE has no map for new points, so the extra codes are embedded together with the data."""
+@st.cache_data(ttl=CACHE_TTL_S, max_entries=MAX_ENTRIES, show_spinner=False)
+def tsne_placed(
+    fingerprint: str, _entry: ModelEntry, n: int, params: tuple, _layout: np.ndarray, _extra: np.ndarray, key: str
+) -> np.ndarray:
+    """Where the extra codes go in the t-SNE view on screen (its layout unchanged); `key` names the layout
+    and the codes (the arrays themselves are not hashed)."""
     mu, _ = latents(fingerprint, _entry)
-    data = mu[subset_indices(len(mu), n)]
+    engine()
+    from vae_core.projection import tsne_place
+
     with _one_fit_at_a_time("tsne"):
-        emb = fit_projection(np.concatenate([data, _extra]), "tsne", **dict(params)).embedding
-    return emb[: len(data)], emb[len(data) :]
+        return tsne_place(mu[subset_indices(len(mu), n)], _layout, _extra, **dict(params))
 
 
 # A training set as floats is 188 MB for MNIST: at most two data sets held, each dropped after an hour unused.

@@ -29,8 +29,8 @@ PLACEMENT = {
     "raw": "placed exactly (the same two coordinates)",
     "pca": "placed exactly (the same PCA map)",
     "umap": "placed by the transform of a UMAP fitted on these points",
-    "tsne": "embedded together with the digits in one t-SNE run (t-SNE cannot place new points), "
-    "so the layout differs a little from the view without them",
+    "tsne": "placed into this t-SNE layout, which stays as it is: each cross is moved to where its "
+    "nearest digits' affinities put it (openTSNE's transform)",
 }
 
 
@@ -221,9 +221,10 @@ def _with_prior(entry: state.ModelEntry, proj: Projection, n: int, params: dict,
         return proj, None
     if proj.method != "tsne":
         return proj, proj.transform(prior_z)
-    key = hashlib.sha1(prior_z.tobytes()).hexdigest()
-    data_xy, prior_xy = cache.joint_tsne(entry.fingerprint, entry, n, tuple(sorted(params.items())), prior_z, key)
-    return Projection("tsne", data_xy, dict(params, joint=True), proj.latents), prior_xy
+    key = hashlib.sha1(proj.embedding.tobytes() + prior_z.tobytes()).hexdigest()
+    fit = {k: v for k, v in params.items() if k in ("perplexity", "seed")}
+    placed = cache.tsne_placed(entry.fingerprint, entry, n, tuple(sorted(fit.items())), proj.embedding, prior_z, key)
+    return proj, placed
 
 
 def _square_domain(mu: np.ndarray) -> tuple[float, float]:

@@ -19,6 +19,7 @@ __all__ = [
     "kl_per_dimension",
     "dimension_order",
     "training_view",
+    "tsne_place",
 ]
 
 DEFAULT_SEED = 0  # every stochastic projection is seeded
@@ -139,6 +140,24 @@ def _tsne(z: np.ndarray, perplexity: float = 30.0, seed: int = DEFAULT_SEED, n_i
     emb = np.asarray(tsne.fit(z))
     early = min(TSNE_EXAGGERATION_ITERATIONS, n_iter)
     return emb, None, {"perplexity": perplexity, "seed": seed, "early_exaggeration_iter": early, "n_iter": n_iter}
+
+
+def tsne_place(
+    latents: np.ndarray, layout: np.ndarray, new: np.ndarray, perplexity: float = 30.0, seed: int = DEFAULT_SEED
+) -> np.ndarray:
+    """New points into an existing t-SNE layout of `latents`, which stays where it is: openTSNE's
+    transform optimises only the new points against the fixed layout (Poličar et al. 2019). Fitting
+    t-SNE again on the data and the new points together moved the clusters and could split them."""
+    from openTSNE import TSNEEmbedding
+    from openTSNE.affinity import PerplexityBasedNN
+
+    perplexity = float(min(perplexity, max(1.0, (len(latents) - 1) / 3)))
+    method = "exact" if len(latents) <= TSNE_EXACT_NEIGHBORS_MAX else "auto"
+    affinities = PerplexityBasedNN(
+        np.asarray(latents, np.float64), perplexity=perplexity, method=method, n_jobs=2, random_state=seed
+    )
+    embedding = TSNEEmbedding(np.asarray(layout, np.float64), affinities, random_state=seed, n_jobs=2)
+    return np.asarray(embedding.transform(np.asarray(new, np.float64)), np.float32)
 
 
 def _umap(z: np.ndarray, n_neighbors: int = 15, min_dist: float = 0.1, seed: int = DEFAULT_SEED):
