@@ -177,6 +177,11 @@ def test_umap_prior_overlay_is_placed_by_transform() -> None:
     assert cache.projection(entry.fingerprint, entry, "umap", POINTS, params).placement == "nearest neighbours"
     exact = cache.projection(entry.fingerprint, entry, "umap", POINTS, params, exact=True)
     assert exact.placement == "exact"
+    # Fitted here for its transform, from the shipped layout: the same way up (from scratch, this UMAP
+    # came out mirrored top to bottom against the view without crosses).
+    shipped = cache.projection(entry.fingerprint, entry, "umap", POINTS, params).embedding
+    for axis in (0, 1):
+        assert np.corrcoef(exact.embedding[:, axis], shipped[:, axis])[0, 1] > 0.5, axis
     np.testing.assert_allclose(xy(layer(at, "circle")[1]), exact.embedding, atol=1e-5)
     z = sample_prior(64, 2, 0).numpy()[:25]
     np.testing.assert_allclose(xy(layer(at, "point")[1]), exact.transform(z), atol=1e-3)

@@ -140,10 +140,15 @@ def projection(
             fitted = dict(params, precomputed=True, explained_variance_ratio=pca_variance_ratio(mu))
             return Projection(method, shipped[method][idx], fitted, mu[idx], _pca_map(shipped.get("mu", mu)))
         return Projection(method, shipped[method][idx], dict(params, precomputed=True), mu[idx])  # by neighbours
+    fit = dict(params)
+    if exact and method == "umap" and has_shipped(_entry, method, params):
+        # Fitted here for its transform, but started from the shipped layout: the view keeps its clusters
+        # where they were without the extra points (a fit from scratch drew another map).
+        fit["init"] = precomputed(_entry.id, fingerprint, _entry)[method][idx]
     if method != "raw":
         engine()  # scikit-learn, openTSNE or UMAP: never imported beside the preload (the caller has a spinner)
     with _one_fit_at_a_time(method):
-        return fit_projection(mu[idx], method, **dict(params))
+        return fit_projection(mu[idx], method, **fit)
 
 
 def _pca_map(mu: np.ndarray):

@@ -28,7 +28,8 @@ PLOT_ERRORS = (LatentLabError, ValueError, RuntimeError, MemoryError)  # a proje
 PLACEMENT = {
     "raw": "placed exactly (the same two coordinates)",
     "pca": "placed exactly (the same PCA map)",
-    "umap": "placed by the transform of a UMAP fitted on these points",
+    "umap": "placed by the transform of a UMAP fitted on these points, started from the layout without "
+    "them so its clusters stay where they were",
     "tsne": "placed into this t-SNE layout, which stays as it is: each cross is moved to where its "
     "nearest digits' affinities put it (openTSNE's transform)",
 }

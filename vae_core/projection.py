@@ -160,11 +160,20 @@ def tsne_place(
     return np.asarray(embedding.transform(np.asarray(new, np.float64)), np.float32)
 
 
-def _umap(z: np.ndarray, n_neighbors: int = 15, min_dist: float = 0.1, seed: int = DEFAULT_SEED):
+def _umap(
+    z: np.ndarray,
+    n_neighbors: int = 15,
+    min_dist: float = 0.1,
+    seed: int = DEFAULT_SEED,
+    init: np.ndarray | None = None,
+):
+    """init: a layout to start from, (N, 2), e.g. one shipped without a transform, so that the fit (which
+    has one) keeps its clusters where they were; UMAP rescales it to 0-10 on each axis first."""
     import umap  # numba compiles on first use: imported only when asked for
 
     n_neighbors = int(min(n_neighbors, len(z) - 1))
-    reducer = umap.UMAP(n_neighbors=n_neighbors, min_dist=float(min_dist), random_state=seed, n_jobs=1)
+    start = "spectral" if init is None else np.asarray(init, np.float32)
+    reducer = umap.UMAP(n_neighbors=n_neighbors, min_dist=float(min_dist), random_state=seed, n_jobs=1, init=start)
     emb = reducer.fit_transform(z)
     return emb, reducer.transform, {"n_neighbors": n_neighbors, "min_dist": float(min_dist), "seed": seed}
 
