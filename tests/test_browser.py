@@ -193,6 +193,8 @@ def test_hovering_a_point_shows_its_digit_served_by_the_apps_route(server, page)
     assert image.evaluate("i => [i.naturalWidth, i.naturalHeight]") == [2 * 28 + 2, 28]  # digit | reconstruction
     shown = image.bounding_box()  # drawn three times as large (ui/shell.COMPACT_CSS), to be read from afar
     assert (round(shown["width"]), round(shown["height"])) == (3 * (2 * 28 + 2), 3 * 28)
+    words = page.locator("#vg-tooltip-element").inner_text()
+    assert "the test digit | its reconstruction from μ" in words  # which picture is which
 
 
 @pytest.mark.parametrize(

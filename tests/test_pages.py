@@ -222,7 +222,7 @@ def test_an_autoencoder_is_not_described_by_a_kl_it_does_not_have() -> None:
     assert not any("average KL" in m.value for m in at.markdown)  # nor does the page's opening line say so
     assert not any("dimensions are active" in c.value for c in at.caption) and not at.get("vega_lite_chart")
     rows = at.get("image")[0].proto.imgs[0].caption
-    assert "μ std" in rows and "KL" not in rows
+    assert "spread (standard deviation) of μ" in rows and "KL" not in rows  # the rows: "z1 · std 1.23"
     at.switch_page("pages/train.py").run()
     assert any("reconstruction only (an autoencoder has no KL term)" in c.value for c in at.caption)
     at = open_page("pages/latent.py", query={"model": "mnist-ae-z2", "sigma": "1", "show": "sampled"})

@@ -30,6 +30,8 @@ __all__ = [
     "SWITCH_PARAM",
 ]
 
+# The hover picture is two images side by side: the tooltip says which is which.
+TOOLTIP_PICTURE = "the test digit | its reconstruction from μ"
 POINT_SIZE = 18  # marker area in px^2: small enough for a few thousand points
 PALETTE = "tableau10"  # ten distinguishable class colours
 VEGA_LITE_SCHEMA = "https://vega.github.io/schema/vega-lite/v6.4.1.json"  # altair.SCHEMA_URL (a test checks)
@@ -122,17 +124,19 @@ def latent_scatter(
     is redrawn in place (see stable_spec); the page says what the axes are.
     """
     alt = _altair()
-    tooltip = (
-        ["class:N", "index:Q"] + (["sigma:Q"] if "sigma" in frame else []) + (["image:N"] if "image" in frame else [])
-    )
+    pictures = "image" in frame
+    tooltip = ["class:N", "index:Q"] + (["sigma:Q"] if "sigma" in frame else [])
+    tooltip += ["picture:N", "image:N"] if pictures else []
     opacity = (
         alt.Opacity("sigma:Q", scale=alt.Scale(range=[0.95, 0.15]), legend=alt.Legend(title="mean σ"))
         if "sigma" in frame
         else alt.value(0.75)
     )
+    chart = alt.Chart(frame, height=height)
+    if pictures:  # one expression, not a column: 2,000 copies of the same words would travel with the data
+        chart = chart.transform_calculate(picture=json.dumps(TOOLTIP_PICTURE))
     return (
-        alt.Chart(frame, height=height)
-        .mark_circle(size=POINT_SIZE)
+        chart.mark_circle(size=POINT_SIZE)
         .encode(
             x=alt.X("x:Q", title=None, scale=_scale(domain)),
             y=alt.Y("y:Q", title=None, scale=_scale(domain)),
@@ -214,7 +218,8 @@ def _switch_template(columns: tuple[str, ...], class_names: tuple[str, ...], met
         "legend": {"title": "class"},
     }  # fmt: skip
     tooltip = [{"field": "class", "type": "nominal"}, {"field": "index", "type": "quantitative"}]
-    tooltip += [{"field": "image", "type": "nominal"}] if "image" in columns else []
+    pictures = "image" in columns
+    tooltip += [{"field": "picture", "type": "nominal"}, {"field": "image", "type": "nominal"}] if pictures else []
     present = [method for method in names if f"x_{method}" in columns]
 
     def chosen(axis: str) -> str:  # the chosen projection's column; null (not drawn) while not computed
@@ -226,7 +231,8 @@ def _switch_template(columns: tuple[str, ...], class_names: tuple[str, ...], met
     axis = {"type": "quantitative", "title": None, "scale": {"zero": False}}
     layers = [{
         "name": "points",  # the view the selections listen on
-        "transform": [{"calculate": chosen("x"), "as": "x"}, {"calculate": chosen("y"), "as": "y"}],
+        "transform": [{"calculate": chosen("x"), "as": "x"}, {"calculate": chosen("y"), "as": "y"}]
+        + ([{"calculate": json.dumps(TOOLTIP_PICTURE), "as": "picture"}] if pictures else []),
         "mark": {"type": "circle", "size": POINT_SIZE, "opacity": 0.75},
         "encoding": {"x": {"field": "x", **axis}, "y": {"field": "y", **axis}, "color": color, "tooltip": tooltip},
     }]  # fmt: skip
