@@ -114,6 +114,13 @@ def test_manifold_draws_decoded_images_under_the_z2_scatter() -> None:
     top = json.loads(with_images.get("vega_lite_chart")[0].proto.spec)
     assert top["autosize"] == {"type": "pad"} and top["config"]["legend"] == {"orient": "bottom", "columns": 5}
     assert top["width"] == top["height"] == MANIFOLD_PX
+    # The view covers the 1st to 99th percentile of μ: every mark is clipped to it (σ ellipses and points
+    # were drawn past the frame), and the caption says the outermost points are off its edge.
+    with_all = open_latent(state={"manifold": True, "sigma": True, "prior_n": 25})
+    assert_clean(with_all)
+    assert {s["mark"]["type"] for s, _ in layers(with_all)} >= {"image", "circle", "line", "point"}
+    assert all(s["mark"].get("clip") is True for s, _ in layers(with_all))
+    assert "outermost points are off its edge" in on_screen(with_all)
 
 
 def test_tooltip_shows_the_digit_beside_its_reconstruction() -> None:

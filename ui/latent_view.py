@@ -142,7 +142,10 @@ def describe(layers: Layers, method: str, placement: str) -> str:
             else "Fainter points have larger σ."
         )
     if layers.manifold:
-        parts.append("Underneath: the decoder's image for a regular grid of z over the view.")
+        parts.append(
+            "Underneath: the decoder's image for a regular grid of z over the view, which then covers the "
+            "1st to 99th percentile of μ on each axis: the few outermost points are off its edge."
+        )
     if layers.prior:
         parts.append(
             f"Black crosses: {layers.prior} random z ~ N(0, I) from the Random samples page, "
@@ -181,7 +184,21 @@ def chart(entry: state.ModelEntry, proj: Projection, n: int, method: str, params
         # The plot itself MANIFOLD_PX square ("pad": Streamlit's default "fit" would squeeze the axes
         # and the legend into that size, and the square grid of images with them), the legend below it.
         layered = layered.configure_legend(orient="bottom", columns=5).properties(autosize={"type": "pad"})
+        layered = _clipped(layered)  # the view covers the bulk of μ: nothing may be drawn past its frame
     return layered, frame
+
+
+def _clipped(part):
+    """The same (layered) chart with every mark clipped to the plot's frame."""
+    import altair as alt
+
+    if isinstance(getattr(part, "layer", None), list):
+        part.layer = [_clipped(p) for p in part.layer]
+        return part
+    mark = part.mark
+    part.mark = alt.MarkDef(type=mark, clip=True) if isinstance(mark, str) else mark.copy(deep=False)
+    part.mark.clip = True
+    return part
 
 
 def safe_chart(entry: state.ModelEntry, proj: Projection, n: int, method: str, params: dict, layers: Layers):
