@@ -482,3 +482,16 @@ def test_pca_text_for_a_two_dimensional_model_says_nothing_is_dropped() -> None:
     assert "nothing to drop" in text and "PC 1 holds 55%" in text
     assert "shrink" not in text and "dropped" not in text
     assert "distances can only shrink" in teaching.projection_text("pca", 20, {"explained_variance_ratio": [0.1, 0.1]})
+
+
+def test_without_its_test_split_a_model_opens_on_dimensions_0_and_1(monkeypatch) -> None:
+    """The default axes need the test split's μ; a model whose split cannot be had (an IDX folder gone)
+    must not fail there, before the page can say what is missing."""
+    from ui import cache, state, views
+    from vae_core.errors import DatasetNotFoundError
+
+    def missing(*_args):
+        raise DatasetNotFoundError("the test split is not on this machine")
+
+    monkeypatch.setattr(cache, "raw_axes", missing)
+    assert views.default_axes(state.get_entry("mnist-vae-z20")) == (0, 1)

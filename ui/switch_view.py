@@ -56,7 +56,7 @@ def params_of(method: str, entry: state.ModelEntry) -> dict:
         latent_dim = entry.config.latent_dim
         if latent_dim <= 2:
             return {"dims": (0, 1)}
-        first, second = cache.raw_axes(entry.fingerprint, entry)
+        first, second = views.default_axes(entry)
         dims = (int(get("dim_x", first)), int(get("dim_y", second)))
         return {"dims": dims if max(dims) < latent_dim else (first, second)}
     if method == "tsne":

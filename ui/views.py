@@ -30,7 +30,7 @@ def projection_params(method: str, entry: state.ModelEntry, key: str = "") -> di
     if method == "raw":
         if latent_dim <= 2:
             return {"dims": (0, 1)}
-        first, second = cache.raw_axes(entry.fingerprint, entry)
+        first, second = default_axes(entry)
         c1, c2 = st.columns(2)
         tip = "Opens on the two dimensions with the most information (see Latent dimensions)."
         d0 = c1.number_input("x axis: latent dim", 0, latent_dim - 1, first, key=f"{key}dim_x", help=tip)
@@ -50,6 +50,15 @@ def projection_params(method: str, entry: state.ModelEntry, key: str = "") -> di
             }
         st.caption("PCA has no parameters: it keeps the two directions of largest variance.")
         return {}
+
+
+def default_axes(entry: state.ModelEntry) -> tuple[int, int]:
+    """The raw view's axes until the visitor picks others (cache.raw_axes); (0, 1) when the test split
+    that ranks them cannot be had: the page then says so where it needs the data (require_test_data)."""
+    try:
+        return cache.raw_axes(entry.fingerprint, entry)
+    except LatentLabError:
+        return (0, 1)
 
 
 UNDERTRAINED_KL = 0.5  # nats per test image; the bundled MNIST VAEs have 7 (Z = 2) and more
