@@ -414,17 +414,21 @@ def timeline_domain(coords: list[np.ndarray]) -> tuple[float, float]:
 
 
 def timeline_chart(
-    coords: np.ndarray, labels: np.ndarray, class_names: list[str], epoch: int, domain=None, height: int = 340
+    coords: np.ndarray, labels: np.ndarray, class_names: list[str], epoch: int, domain=None, height: int = 280
 ) -> alt.Chart:
     """Test digits' means after one epoch of training, coloured by class, in a square frame drawn square
     (equal units on both axes, so distances are not stretched)."""
     alt = _altair()
     frame = scatter_frame(coords, labels, class_names)
     title = "untrained (epoch 0)" if epoch == 0 else f"after epoch {epoch}"
-    return latent_scatter(frame, class_names, height=height, domain=domain or timeline_domain([coords])).properties(
-        # "pad": Streamlit's default "fit" squeezes the axes and the legend into the size, so the square
-        # would not stay one (as on the latent page's decoded map)
-        width=height,
-        autosize={"type": "pad"},
-        title=alt.TitleParams(title, anchor="start", fontSize=13),
-    )
+    return (
+        latent_scatter(frame, class_names, height=height, domain=domain or timeline_domain([coords]))
+        .properties(
+            # "pad": Streamlit's default "fit" squeezes the axes and the legend into the size, so the square
+            # would not stay one (as on the latent page's decoded map)
+            width=height,
+            autosize={"type": "pad"},
+            title=alt.TitleParams(title, anchor="start", fontSize=13),
+        )
+        .configure_legend(orient="bottom", columns=5)
+    )  # beside the plot, it overflowed half a 1024 px page
