@@ -122,3 +122,53 @@ def test_a_public_run_out_of_time_in_its_first_epoch_keeps_nothing(monkeypatch, 
     at = click_train(open_train_page())  # the real train(): should_stop() is true at its first check
     assert not at.exception and not at.session_state["user_models"]  # the page reran itself to say why
     assert "nothing was kept, the current model is unchanged (this public demo" in at.warning[0].value
+
+
+def test_a_stop_at_an_epochs_end_keeps_the_timeline_of_the_kept_weights(monkeypatch, open_train_page) -> None:
+    """A Stop raises at the first st.* call after the epoch's record: the timeline must already hold that
+    epoch, since the epoch's weights are the ones kept (the loss chart was drawn before it was added)."""
+    import ui.training as training
+
+    drawn = []
+    real_chart = training.loss_chart
+
+    def stop_at_second_chart(history):
+        drawn.append(len(history))
+        if len(drawn) == 2:
+            raise StopException()  # what Streamlit raises at an st.* call after a click on Stop
+        return real_chart(history)
+
+    monkeypatch.setattr(training, "loss_chart", stop_at_second_chart)
+    at = click_train(open_train_page())
+    assert not at.exception
+    (entry,) = at.session_state["user_models"].values()
+    assert len(entry.meta["history"]) == 2 and entry.timeline["epochs"] == [0, 1, 2]
+    from vae_core import load_dataset
+    from vae_core.subset import subset_indices
+
+    test = load_dataset("digits", "test")
+    images = test.as_float()[torch.as_tensor(subset_indices(len(test), training.TIMELINE_POINTS))]
+    with torch.no_grad():
+        mu, _ = entry.model.encode(images)
+    assert torch.allclose(torch.from_numpy(entry.timeline["coords"][-1]), mu, atol=1e-5)
+
+
+def test_test_images_of_another_size_give_the_trainings_message_not_a_traceback(monkeypatch, open_train_page):
+    """The timeline encodes test digits before train() checks their size: it must leave that to train()."""
+    import ui.training as training
+    from vae_core import Dataset
+
+    real_load = training.load_dataset
+
+    def mismatched(name, split, data_dir=None):
+        data = real_load(name, split, data_dir)
+        if split == "test":  # 8x8 training images, 4x4 test images
+            return Dataset(data.name, data.images[:, ::2, ::2].contiguous(), data.labels, data.class_names, "test")
+        return data
+
+    monkeypatch.setattr(training, "load_dataset", mismatched)
+    at = click_train(open_train_page())
+    assert not at.exception, [e.value for e in at.exception]
+    errors = [e.value for e in at.error]
+    assert any(e.startswith("Training stopped: the model expects (8, 8) images") for e in errors), errors
+    assert not at.session_state["user_models"]

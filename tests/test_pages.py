@@ -215,9 +215,15 @@ def test_dimensions_page_reports_active_dimensions_and_keeps_its_link() -> None:
     assert len(at.get("image")) == 1
 
 
-def test_an_autoencoder_is_not_described_by_a_kl_it_does_not_have() -> None:
+def test_an_autoencoder_is_not_described_by_a_kl_it_does_not_have(traversal_labels) -> None:
     at = open_page("pages/dimensions.py", query={"model": "mnist-ae-z2"})
     assert_clean(at)
+    from ui import cache, state
+
+    entry = state.get_entry("mnist-ae-z2")
+    mu, _ = cache.latents(entry.fingerprint, entry)
+    expected = [f"z{j} · std {mu[:, j].std():.2f}" for j in np.argsort(-mu.std(0), kind="stable")]
+    assert traversal_labels[-1] == expected  # its rows, widest spread of μ first, labelled without a KL
     assert "plain autoencoder: it has no KL term" in at.info[0].value
     assert not any("average KL" in m.value for m in at.markdown)  # nor does the page's opening line say so
     assert not any("dimensions are active" in c.value for c in at.caption) and not at.get("vega_lite_chart")
@@ -365,12 +371,27 @@ def test_random_page_shows_n_images_in_one_grid(shown_images) -> None:
 
 
 def traversal_order(at: AppTest) -> list[str]:
-    """The rows' order, as the KL bars name it (the page draws both from one ordering; the rows' labels
-    are drawn into the picture, checked in test_traversal_rows_are_labelled_in_the_picture)."""
+    """The KL bars' order (the rows' own order: the labels drawn into the picture, traversal_labels)."""
     return json.loads(at.get("vega_lite_chart")[0].proto.spec)["encoding"]["x"]["sort"]
 
 
-def test_traversal_rows_are_ordered_by_average_kl(mnist_test) -> None:
+@pytest.fixture
+def traversal_labels(monkeypatch) -> list[list[str]]:
+    """The labels the dimensions page draws beside its traversal rows, top to bottom, per run."""
+    from vae_core import images
+
+    seen: list[list[str]] = []
+    real = images.label_rows
+
+    def recording(grid, labels, *args, **kwargs):
+        seen.append(list(labels))
+        return real(grid, labels, *args, **kwargs)
+
+    monkeypatch.setattr(images, "label_rows", recording)
+    return seen
+
+
+def test_traversal_rows_are_ordered_by_average_kl(mnist_test, traversal_labels) -> None:
     from vae_core import load_checkpoint
     from vae_core.analysis import kl_per_dimension
     from vae_core.bundled import bundled_model_paths
@@ -381,6 +402,7 @@ def test_traversal_rows_are_ordered_by_average_kl(mnist_test) -> None:
     expected = [f"z{j}" for j in np.argsort(-kl_per_dimension(mu.numpy(), logvar.numpy()))]
     at = open_page("pages/dimensions.py", query={"model": "mnist-vae-z20"})
     assert_clean(at)
+    assert [label.split(" ")[0] for label in traversal_labels[-1]] == expected  # the rows themselves
     # The bars name their order: with sort=None, a chart updated in place after a change of model
     # kept the previous model's order in the browser.
     assert traversal_order(at) == expected

@@ -508,3 +508,32 @@ def test_learning_rate_10_on_digits_is_reported_as_divergence(tmp_path) -> None:
     assert proc.returncode == 2
     assert "learning rate 10 is most likely too high" in proc.stderr
     assert "Traceback" not in proc.stderr and not out.exists()
+
+
+def test_seeded_model_draws_the_same_weights_whatever_other_threads_do_to_the_global_generator() -> None:
+    """Other visitors' threads seed and draw from torch's global generator (evaluate() does): the initial
+    weights come from a generator of their own, drawn as nn.Linear draws them."""
+    import threading
+
+    from vae_core.train import seeded_model
+
+    config = VAEConfig(image_shape=(8, 8), hidden_sizes=(16,), latent_dim=2)
+    reference = seeded_model(config, 1).state_dict()
+    stop = threading.Event()
+
+    def meddle() -> None:
+        while not stop.is_set():
+            torch.manual_seed(12345)
+            torch.rand(64)
+
+    other = threading.Thread(target=meddle)
+    other.start()
+    try:
+        models = [seeded_model(config, 1).state_dict() for _ in range(200)]
+    finally:
+        stop.set()
+        other.join()
+    assert all(torch.equal(m[k], reference[k]) for m in models for k in reference)
+    assert not torch.equal(seeded_model(config, 2).state_dict()["to_mu.weight"], reference["to_mu.weight"])
+    bound = 1 / 16**0.5  # nn.Linear's own ranges: ±1/sqrt(fan_in) for a 16-input layer's weights and bias
+    assert reference["to_mu.weight"].abs().max() <= bound and reference["to_mu.bias"].abs().max() <= bound

@@ -113,6 +113,8 @@ def restore_url(latent_dim: int) -> None:
         _, widget, accepts = URL_FIELDS[key]
         if accepts(value, latent_dim):
             st.session_state[widget] = round(value, 2) if isinstance(value, float) else value
+            if widget in ("dim_x", "dim_y"):
+                st.session_state[views.AXES_FROM_URL] = True  # the link's axes, for the link's model
 
 
 def publish_url(n: int, params: dict, layers: Layers) -> None:
@@ -143,8 +145,9 @@ def describe(layers: Layers, method: str, placement: str) -> str:
         )
     if layers.manifold:
         parts.append(
-            "Underneath: the decoder's image for a regular grid of z over the view, which then covers the "
-            "1st to 99th percentile of μ on each axis: the few outermost points are off its edge."
+            "Underneath: the decoder's image for a regular grid of z over the view, which then is a square "
+            "from the 1st to the 99th percentile of both coordinates of μ together: a few percent of the "
+            "points lie off its edge."
         )
     if layers.prior:
         parts.append(

@@ -57,6 +57,8 @@ def params_of(method: str, entry: state.ModelEntry) -> dict:
         if latent_dim <= 2:
             return {"dims": (0, 1)}
         first, second = views.default_axes(entry)
+        if get(views.AXES_OF) != entry.fingerprint:  # the session's axes are another model's, or none
+            return {"dims": (first, second)}
         dims = (int(get("dim_x", first)), int(get("dim_y", second)))
         return {"dims": dims if max(dims) < latent_dim else (first, second)}
     if method == "tsne":

@@ -109,13 +109,15 @@ def _run(dataset: str, data_dir: str | None, model_cfg: dict, train_cfg: TrainCo
     }
     own_test = test_set if (data_dir or dataset == "idx") else None  # not loadable by name alone
     last_epoch: dict[str, torch.Tensor] = {}
-    timeline = Timeline(test_set)
-    timeline.add(model, 0)  # the untrained encoder: every digit near the same point
-    latent.altair_chart(timeline.chart(), width="content")
-    right.caption(
-        f"The means μ of the same {len(timeline.labels):,} test digits after each epoch. The model card keeps "
-        "every epoch, to step through once the run ends."
-    )
+    # None when the test images do not fit the model: train() then says so (a ConfigError, shown below)
+    timeline = Timeline(test_set) if test_set.image_shape == model.config.image_shape else None
+    if timeline is not None:
+        timeline.add(model, 0)  # the untrained encoder: every digit near the same point
+        latent.altair_chart(timeline.chart(), width="content")
+        right.caption(
+            f"The means μ of the same {len(timeline.labels):,} test digits after each epoch. The model card "
+            "keeps every epoch, to step through once the run ends."
+        )
 
     def on_step(info: StepInfo) -> None:
         bar.progress(
@@ -126,9 +128,11 @@ def _run(dataset: str, data_dir: str | None, model_cfg: dict, train_cfg: TrainCo
     def on_epoch_end(record: dict) -> None:
         history.append(record)
         last_epoch.update({k: v.detach().clone() for k, v in model.state_dict().items()})
+        if timeline is not None:  # before any st.* call, where a Stop raises: it must match last_epoch
+            timeline.add(model, record["epoch"])
         chart.altair_chart(loss_chart(history), width="stretch")
-        timeline.add(model, record["epoch"])
-        latent.altair_chart(timeline.chart(), width="content")
+        if timeline is not None:
+            latent.altair_chart(timeline.chart(), width="content")
 
     deadline = time.monotonic() + PUBLIC_RUN_S if public_demo() else math.inf
 
@@ -145,13 +149,13 @@ def _run(dataset: str, data_dir: str | None, model_cfg: dict, train_cfg: TrainCo
         )
         why = time_limit() if len(history) < train_cfg.epochs else ""  # the public demo's time limit
         box["kept"] = _kept(model, meta, last_epoch if why else None, train_cfg.epochs, own_test, why)
-        box["kept"]["timeline"] = timeline.kept()
+        box["kept"]["timeline"] = timeline.kept() if timeline else None
     except LatentLabError as exc:
         st.error(f"Training stopped: {public_text(exc)}. Nothing was kept; the current model is unchanged.")
         return
     except ScriptControlException:  # Stop, another page, or the session ending: keep the last completed epoch
         box["kept"] = _kept(model, meta, last_epoch, train_cfg.epochs, own_test)
-        box["kept"]["timeline"] = timeline.kept()
+        box["kept"]["timeline"] = timeline.kept() if timeline else None
         done.set()  # before collecting here: collect_kept waits for it
         with contextlib.suppress(ScriptControlException):  # after a stop request the next run installs it
             state.collect_kept()

@@ -31,6 +31,7 @@ def projection_params(method: str, entry: state.ModelEntry, key: str = "") -> di
         if latent_dim <= 2:
             return {"dims": (0, 1)}
         first, second = default_axes(entry)
+        _axes_belong_to(entry, key)
         c1, c2 = st.columns(2)
         tip = "Opens on the two dimensions with the most information (see Latent dimensions)."
         d0 = c1.number_input("x axis: latent dim", 0, latent_dim - 1, first, key=f"{key}dim_x", help=tip)
@@ -59,6 +60,22 @@ def default_axes(entry: state.ModelEntry) -> tuple[int, int]:
         return cache.raw_axes(entry.fingerprint, entry)
     except LatentLabError:
         return (0, 1)
+
+
+AXES_OF = "_axes_of"  # session key (after the widgets' prefix): the model whose raw axes the session holds
+AXES_FROM_URL = "_axes_from_url"  # set for one run when a link's x and y went into the session
+
+
+def _axes_belong_to(entry: state.ModelEntry, key: str = "") -> None:
+    """Before the raw axes' widgets are drawn: axes the visitor picked for another model are not this
+    one's (the widgets keep their values across models, so the new model would open on the old one's
+    best dimensions), unless this run's link named them. Then this model's default axes apply."""
+    owner = f"{key}{AXES_OF}"
+    from_url = st.session_state.pop(AXES_FROM_URL, False) if not key else False
+    if st.session_state.get(owner) not in (None, entry.fingerprint) and not from_url:
+        for name in ("dim_x", "dim_y"):
+            st.session_state.pop(f"{key}{name}", None)
+    st.session_state[owner] = entry.fingerprint
 
 
 UNDERTRAINED_KL = 0.5  # nats per test image; the bundled MNIST VAEs have 7 (Z = 2) and more

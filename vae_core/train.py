@@ -8,6 +8,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, replace
 
 import torch
+from torch import nn
 
 from .backprop import PRECISIONS, FlatStep
 from .data import Dataset
@@ -165,10 +166,18 @@ def _batch_loss(model: VAE, x: torch.Tensor):
 def seeded_model(config: VAEConfig, seed: int) -> VAE:
     """A new model whose initial weights come from `seed`, as TrainConfig.seed promises: train() seeds
     the shuffling and the noise, but a model is made before train() is called, and made from whatever
-    state the global generator was in (in the app, whatever ran before: two runs with seed 1 differed)."""
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        return VAE(config)
+    state the global generator was in (in the app, whatever ran before: two runs with seed 1 differed).
+    Every layer is drawn again from a generator of its own, as nn.Linear draws it: the global one is
+    shared with other visitors' threads (evaluate() seeds it), so seeding it here would not be enough."""
+    model = VAE(config)
+    gen = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for layer in model.modules():
+            if isinstance(layer, nn.Linear):  # nn.Linear.reset_parameters, with `gen`
+                nn.init.kaiming_uniform_(layer.weight, a=math.sqrt(5), generator=gen)
+                bound = 1 / math.sqrt(layer.in_features) if layer.in_features > 0 else 0.0
+                nn.init.uniform_(layer.bias, -bound, bound, generator=gen)
+    return model
 
 
 def train(
