@@ -351,14 +351,17 @@ def test_another_model_gets_a_new_chart_key() -> None:
 
 
 def test_a_projection_that_fails_for_a_button_is_left_out_not_fatal(monkeypatch) -> None:
-    from ui import cache, state, switch_view
+    from ui import cache, state, switch_view, views
 
     entry = state.get_entry("mnist-vae-z20")
-    session = {"dim_x": 25, "dim_y": 3}  # left from a larger model: this one has Z = 20
+    default = {"dims": cache.raw_axes(entry.fingerprint, entry)}
+    session = {"dim_x": 4, "dim_y": 3, views.AXES_OF: "another model"}
     monkeypatch.setattr(switch_view.st, "session_state", session)
-    assert switch_view.params_of("raw", entry) == {"dims": cache.raw_axes(entry.fingerprint, entry)}
-    session |= {"dim_x": 4}
+    assert switch_view.params_of("raw", entry) == default  # another model's axes are not this one's
+    session |= {views.AXES_OF: entry.fingerprint}
     assert switch_view.params_of("raw", entry) == {"dims": (4, 3)}
+    session |= {"dim_x": 25}  # more dimensions than this model has
+    assert switch_view.params_of("raw", entry) == default
 
     def failing(fingerprint, entry, method, *args, **kwargs):
         raise ValueError(f"{method} failed")
