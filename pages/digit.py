@@ -106,5 +106,7 @@ if entry.model.config.latent_dim >= 2:
         if chart is not None:
             st.caption(views.axis_caption(method, params))
             views.show_chart(st, chart)
-            where = "exactly" if placement == "exact" else "by its nearest test digits"
+            where = {"exact": "exactly", views.TSNE_TRANSFORM: "into this t-SNE layout by openTSNE's transform"}.get(
+                placement, "by its nearest test digits"
+            )
             st.caption(f"The large black cross is your digit's μ, placed {where}{outline or '.'}")

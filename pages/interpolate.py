@@ -87,11 +87,11 @@ with right:
 with left:
     proj = views.fitted_projection(entry, method, n, params, exact=True)  # UMAP: fitted here, for its transform
     if proj is not None:
-        coords = proj.transform(paths.codes[mode])
+        coords, placement = views.place(entry, proj, n, params, paths.codes[mode])
         layer = views.path_layer(coords, thumbnail_urls(paths.images[mode]))
         st.caption(views.axis_caption(method, params))
         views.show_chart(st, views.scatter_chart(entry, proj, n, method, params) + layer)
-        where = interp_view.placement_text(method, proj.placement)
+        where = interp_view.placement_text(method, placement)
         st.caption(f"The black {interp_view.MODE_LABELS[mode]} path is placed {where}.")
 with right:
     if entry.config.kind == "ae":

@@ -128,3 +128,12 @@ def test_a_cleared_canvas_asks_for_a_digit_instead_of_refusing_a_blank_image(mon
     at = open_digit_page()
     assert not at.exception and not at.error, [e.value for e in at.error]
     assert any("Draw a digit or upload an image" in i.value for i in at.info)
+
+
+def test_under_tsne_your_digit_is_placed_by_opentsnes_transform() -> None:
+    """t-SNE has no map for new points: the cross goes where openTSNE's transform puts it in the layout."""
+    at = open_digit_page({"projection": "tsne"})
+    at.file_uploader(key="digit_upload").set_value(("one.png", digit_png(), "image/png")).run()
+    assert not at.exception and not at.error, [e.value for e in at.error]
+    captions = " ".join(c.value for c in at.caption)
+    assert "black cross is your digit's μ, placed into this t-SNE layout by openTSNE's transform" in captions

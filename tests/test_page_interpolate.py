@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pytest
+import torch
 from streamlit.testing.v1 import AppTest
 
 APP = str(Path(__file__).resolve().parent.parent / "app.py")
@@ -122,10 +123,28 @@ def test_slerp_text_says_norms_concentrate_at_z20() -> None:
     assert "this matters" in text and "√Z = 4.5" in text and "between 3.1 and 5.8" in text
 
 
-def test_under_tsne_the_caption_says_the_path_is_placed_by_neighbours() -> None:
-    at = open_interpolation({"projection": "tsne"})
+def test_under_tsne_the_path_is_placed_into_the_layout_by_opentsnes_transform() -> None:
+    """Not at the mean of each step's nearest digits' positions: where openTSNE's transform puts it in the
+    layout on screen, which stays as it is (as the latent page's random z)."""
+    from ui import cache, state
+    from vae_core.latents import interpolate
+    from vae_core.projection import tsne_place
+    from vae_core.subset import subset_indices
+
+    at = open_interpolation(
+        {"projection": "tsne"}, {"how_A": "by test index", "idx_A": 3, "how_B": "by test index", "idx_B": 10}
+    )
     assert_clean(at)
-    assert any("nearest test digits" in c.value and "cannot map new points" in c.value for c in at.caption)
+    assert any("into this t-SNE layout, which stays as it is" in c.value for c in at.caption)
+    entry = state.get_entry("mnist-vae-z2")
+    mu, _ = cache.latents(entry.fingerprint, entry)
+    view = cache.projection(entry.fingerprint, entry, "tsne", POINTS, (("perplexity", 30),), True)
+    layers = path_chart(at)
+    np.testing.assert_allclose(layers[0][1][["x", "y"]].to_numpy(), view.embedding, atol=1e-4)  # unchanged
+    codes = interpolate(torch.from_numpy(mu[3]), torch.from_numpy(mu[10]), STEPS, "linear").numpy()
+    placed = tsne_place(mu[subset_indices(len(mu), POINTS)], view.embedding, codes, perplexity=30)
+    line = next(frame for spec, frame in layers[1:] if spec["mark"]["type"] == "line")
+    np.testing.assert_allclose(line.sort_values("step")[["x", "y"]].to_numpy(), placed, atol=1e-3)
 
 
 def test_longer_answer_says_slerp_matters_little_at_z2() -> None:

@@ -96,7 +96,7 @@ def map_chart(entry: state.ModelEntry, method: str, params: dict, n: int, enc: E
     proj = views.fitted_projection(entry, method, n, params)
     if proj is None:
         return None, "", ""
-    point = proj.transform(enc.mu[None, :])
+    point, placement = views.place(entry, proj, n, params, enc.mu[None, :])
     chart = views.scatter_chart(entry, proj, n, method, params)
     note = ""
     if method == "raw":
@@ -110,7 +110,7 @@ def map_chart(entry: state.ModelEntry, method: str, params: dict, n: int, enc: E
         note = f"; the black outline is its 1σ ellipse (σ = {sigma[0]:.2f} by {sigma[1]:.2f})" + (
             ", hidden under the cross at this size: the encoder is sure where your digit goes." if hidden else "."
         )
-    return chart + yours_layer(point), proj.placement, note
+    return chart + yours_layer(point), placement, note
 
 
 def sigma_text(mean_sigma: float, entry: state.ModelEntry) -> str:

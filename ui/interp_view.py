@@ -13,7 +13,7 @@ from vae_core.analysis import nearest_rows
 from vae_core.latents import INTERPOLATION_MODES, interpolate
 from vae_core.projection import KNN_PLACE_K
 
-from . import cache, state
+from . import cache, state, views
 
 MODE_LABELS = {"linear": "linear", "slerp": "spherical (slerp)"}
 
@@ -67,6 +67,11 @@ def strip(data, i0: int, i1: int, decoded: torch.Tensor) -> torch.Tensor:
 
 def placement_text(method: str, placement: str) -> str:
     """How the path's steps are put into the current view, in words for the caption."""
+    if placement == views.TSNE_TRANSFORM:
+        return (
+            "into this t-SNE layout, which stays as it is: each step goes where its nearest test digits' "
+            "affinities put it (openTSNE's transform)"
+        )
     if placement != "exact":
         return (
             f"by its {KNN_PLACE_K} nearest test digits in latent space (this view cannot map new points), "

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass
 
 import numpy as np
@@ -240,11 +239,7 @@ def _with_prior(entry: state.ModelEntry, proj: Projection, n: int, params: dict,
     """The view the points are drawn in and the prior codes' places in it (both from one fit)."""
     if prior_z is None:
         return proj, None
-    if proj.method != "tsne":
-        return proj, proj.transform(prior_z)
-    key = hashlib.sha1(proj.embedding.tobytes() + prior_z.tobytes()).hexdigest()
-    fit = {k: v for k, v in params.items() if k in ("perplexity", "seed")}
-    placed = cache.tsne_placed(entry.fingerprint, entry, n, tuple(sorted(fit.items())), proj.embedding, prior_z, key)
+    placed, _ = views.place(entry, proj, n, params, prior_z)
     return proj, placed
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable
 
 import numpy as np
@@ -137,6 +138,21 @@ def _or_stop(entry: state.ModelEntry, get: Callable):
             f"available here: {public_text(exc)} Pick another model in the sidebar; the other pages keep working."
         )
         st.stop()
+
+
+TSNE_TRANSFORM = "t-SNE transform"  # a placement: into a t-SNE layout that stays put (openTSNE's transform)
+
+
+def place(entry: state.ModelEntry, proj: Projection, n: int, params: dict, codes: np.ndarray):
+    """(where new codes go in this view, how they were placed): by the view's own map where it has one;
+    in t-SNE, which has none, by openTSNE's transform into the layout on screen, which stays as it is
+    (cache.tsne_placed), rather than at the mean of their nearest digits' positions."""
+    codes = np.ascontiguousarray(codes, dtype=np.float32)
+    if proj.method != "tsne":
+        return proj.transform(codes), proj.placement
+    key = hashlib.sha1(proj.embedding.tobytes() + codes.tobytes()).hexdigest()
+    fit = tuple(sorted((k, v) for k, v in params.items() if k in ("perplexity", "seed")))
+    return cache.tsne_placed(entry.fingerprint, entry, n, fit, proj.embedding, codes, key), TSNE_TRANSFORM
 
 
 def fitted_projection(
