@@ -70,7 +70,8 @@ def placement_text(method: str, placement: str) -> str:
     if placement == views.TSNE_TRANSFORM:
         return (
             "into this t-SNE layout, which stays as it is: each step goes where its nearest test digits' "
-            "affinities put it (openTSNE's transform)"
+            "affinities put it (openTSNE's transform). t-SNE keeps no room between clusters, so the steps "
+            "gather in the clusters their nearest digits are in, and the line jumps between them"
         )
     if placement != "exact":
         return (
