@@ -148,14 +148,12 @@ def _run(dataset: str, data_dir: str | None, model_cfg: dict, train_cfg: TrainCo
             model, train_set, test_set, train_cfg, on_step=on_step, on_epoch_end=on_epoch_end, should_stop=out_of_time
         )
         why = time_limit() if len(history) < train_cfg.epochs else ""  # the public demo's time limit
-        box["kept"] = _kept(model, meta, last_epoch if why else None, train_cfg.epochs, own_test, why)
-        box["kept"]["timeline"] = timeline.kept() if timeline else None
+        box["kept"] = _kept(model, meta, last_epoch if why else None, train_cfg.epochs, own_test, why, timeline)
     except LatentLabError as exc:
         st.error(f"Training stopped: {public_text(exc)}. Nothing was kept; the current model is unchanged.")
         return
     except ScriptControlException:  # Stop, another page, or the session ending: keep the last completed epoch
-        box["kept"] = _kept(model, meta, last_epoch, train_cfg.epochs, own_test)
-        box["kept"]["timeline"] = timeline.kept() if timeline else None
+        box["kept"] = _kept(model, meta, last_epoch, train_cfg.epochs, own_test, timeline=timeline)
         done.set()  # before collecting here: collect_kept waits for it
         with contextlib.suppress(ScriptControlException):  # after a stop request the next run installs it
             state.collect_kept()
@@ -170,10 +168,17 @@ def time_limit() -> str:
 
 
 def _kept(
-    model: VAE, meta: dict, last_epoch: dict | None, total: int, test_data: Dataset | None, why: str = ""
+    model: VAE,
+    meta: dict,
+    last_epoch: dict | None,
+    total: int,
+    test_data: Dataset | None,
+    why: str = "",
+    timeline: Timeline | None = None,
 ) -> dict:
     """What a run keeps, for state.collect_kept: all of it (last_epoch None), or the weights of the last
-    completed epoch, or nothing. No st.* call here: a stopped run can make none (see state.kept_box)."""
+    completed epoch, or nothing; with the model, its timeline. No st.* call here: a stopped run can make
+    none (see state.kept_box)."""
     message = "the new model is now current (only in your session)."
     if last_epoch is not None:
         if not last_epoch:
@@ -184,7 +189,8 @@ def _kept(
         message = f"Trained; {message}"
     model.cpu().eval()
     kept_meta = dict(meta, history=list(meta["history"]))
-    return {"model": model, "meta": kept_meta, "test_data": test_data, "message": message}
+    kept_timeline = timeline.kept() if timeline else None
+    return {"model": model, "meta": kept_meta, "test_data": test_data, "message": message, "timeline": kept_timeline}
 
 
 class Timeline:
@@ -210,8 +216,9 @@ class Timeline:
         self.epochs.append(epoch)
         self.coords.append(coords)
 
-    def chart(self, at: int = -1, domain: tuple[float, float] | None = None):
-        return timeline_chart(self.coords[at], self.labels, self.class_names, self.epochs[at], domain)
+    def chart(self):
+        """The latest epoch's view, in a frame that fits it (the run's final frame is not known yet)."""
+        return timeline_chart(self.coords[-1], self.labels, self.class_names, self.epochs[-1])
 
     def kept(self) -> dict:
         """What the model keeps (not the images): epochs, coordinates per epoch, labels, class names. A

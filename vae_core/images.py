@@ -38,8 +38,7 @@ def label_rows(grid: Image.Image, labels: list[str], tile_px: int, scale: int = 
     keeps them): tile_px is one tile's height before upscaling by `scale`. Pillow's own font, so no
     font file is needed."""
     font = ImageFont.load_default(size=max(12, round(0.36 * tile_px * scale)))
-    draw = ImageDraw.Draw(grid)
-    margin = 12 + max(round(draw.textlength(label, font=font)) for label in labels)
+    margin = 12 + max(round(font.getlength(label)) for label in labels)
     out = Image.new(grid.mode, (grid.width + margin, grid.height), 255)
     out.paste(grid, (margin, 0))
     draw = ImageDraw.Draw(out)
