@@ -7,7 +7,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from vae_core import VAE, VAEConfig, vae_loss
+from vae_core import VAE, VAEConfig, kernels, vae_loss
 from vae_core.backprop import FlatStep, softplus_sum
 from vae_core.model import LOGVAR_RANGE
 from vae_core.train import CosineSchedule
@@ -18,6 +18,19 @@ CONFIGS = {
     "beta 0": VAEConfig(image_shape=(6, 5), hidden_sizes=(16,), latent_dim=2, beta=0.0),
     "autoencoder": VAEConfig(image_shape=(8, 8), hidden_sizes=(24, 12), latent_dim=2, kind="ae"),
 }
+
+
+@pytest.fixture(autouse=True, params=["kernels.c", "torch calls"])
+def path(request, monkeypatch):
+    """Every test here runs twice: the loss and latent head by vae_core/kernels.c, and by torch's calls."""
+    if request.param == "torch calls":
+        monkeypatch.setenv("LATENT_LAB_KERNELS", "0")
+    else:
+        monkeypatch.delenv("LATENT_LAB_KERNELS", raising=False)
+        if kernels._compiler() is None:
+            pytest.skip("no C compiler on this machine")
+        assert kernels.load() is not None, "this machine has a C compiler: kernels.c must build"
+    return request.param
 
 
 def twins(config: VAEConfig, seed: int = 0) -> tuple[VAE, VAE]:

@@ -30,6 +30,7 @@ import math
 import torch
 from torch import nn
 
+from . import kernels as _kernels
 from .losses import LossTerms
 from .model import LOGVAR_RANGE, VAE
 
@@ -72,9 +73,13 @@ class FlatStep:
     summed over the batch, or None (weights untouched) when the loss or a gradient is not finite.
     release() gives every parameter its own storage again (safetensors refuses shared memory).
     precision: "fp32", or "bf16" for bfloat16 matrix multiplies (see the module's docstring).
+    kernels: compute the loss and the latent head with vae_core/kernels.c where it can be compiled
+    (None or True: where it can; False: always torch's calls, which compute the same).
     """
 
-    def __init__(self, model: VAE, lr: float, fused: bool | None = None, precision: str = "fp32") -> None:
+    def __init__(
+        self, model: VAE, lr: float, fused: bool | None = None, precision: str = "fp32", kernels: bool | None = None
+    ) -> None:
         if precision not in PRECISIONS:  # before the parameters move into the flat buffer
             raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, not {precision!r}")
         self.model = model
@@ -92,6 +97,8 @@ class FlatStep:
         self.flat.grad = self.grad
         self._grads = {id(p): self._view(self.grad, p) for p in order}
         self.dtype = PRECISIONS[precision]
+        on_cpu = self.flat.device.type == "cpu"
+        self.kernels = _kernels.load() if kernels is not False and on_cpu else None
         # What the multiplies read and write: the float32 buffers themselves, or bfloat16 copies that
         # step() refreshes from them (weights) and copies back into them (gradients).
         low = self.dtype != self.flat.dtype
@@ -190,6 +197,43 @@ class FlatStep:
         if low:
             self.mm_flat.copy_(self.flat)
         enc_in, h = self._encode(x.to(self.dtype))
+        if self.kernels is not None:
+            terms = self._compiled(x.contiguous().float(), enc_in, h)
+        else:
+            terms = self._torch_calls(x, enc_in, h)
+        if low:
+            self.grad.copy_(self.mm_grad)
+        return terms
+
+    def _compiled(self, x: torch.Tensor, enc_in: list[torch.Tensor], h: torch.Tensor) -> LossTerms:
+        """The loss and the latent head by vae_core/kernels.c, in three passes: the head's forward
+        (clamp, sigma, z, KL), the reconstruction loss with its gradient, the head's backward. The same
+        arithmetic as _torch_calls (tests/test_kernels.py compares them) and the same random draws."""
+        k, b, zd = self.kernels, len(x), self.z_dim
+        head = torch.addmm(self.head_b, h, self.head_w.t())  # (B, 2Z): [mu | raw logvar]
+        kl = 0.0
+        if self.vae:
+            eps = torch.randn((b, zd), device=x.device)  # the draws randn_like(mu) makes
+            saved = torch.empty((4, b, zd), device=x.device)
+            z = torch.empty((b, zd), dtype=self.dtype, device=x.device)
+            kl = k.head_forward(head, eps, saved, z, *LOGVAR_RANGE)
+        else:
+            z = head
+        dec_in, logits = self._decode(z)
+        dlogits = torch.empty_like(logits)
+        recon = k.bce(logits, x, dlogits)
+        dz = self._backward(self._dec, dlogits, dec_in, first=True)
+        if self.vae:
+            dhead = torch.empty((b, 2 * zd), dtype=self.dtype, device=x.device)
+            k.head_backward(dz, saved, dhead, self.beta, *LOGVAR_RANGE)
+        else:
+            dhead = dz
+        self._encoder_backward(dhead, h, enc_in)
+        recon_t, kl_t, total_t = torch.tensor([recon, kl, recon + self.beta * kl], device=x.device).unbind()
+        return LossTerms(recon_t, kl_t, total_t)
+
+    def _torch_calls(self, x: torch.Tensor, enc_in: list[torch.Tensor], h: torch.Tensor) -> LossTerms:
+        """The loss and the latent head by torch's own calls (no compiler, or kernels=False)."""
         head = torch.addmm(self.head_b, h, self.head_w.t()).float()  # (B, 2Z): [mu | raw logvar]
         mu = head[:, : self.z_dim]
         if self.vae:
@@ -215,8 +259,6 @@ class FlatStep:
         else:
             dhead = dz
         self._encoder_backward(dhead, h, enc_in)
-        if low:
-            self.grad.copy_(self.mm_grad)
         return terms
 
     def _encode(self, x: torch.Tensor) -> tuple[list[torch.Tensor], torch.Tensor]:

@@ -1,0 +1,176 @@
+"""vae_core/kernels.c: the same numbers as torch's calls, and a build that falls back instead of failing.
+
+tests/test_backprop.py runs every gradient test through both paths; these tests check the kernels on
+their own, at the edges (extreme and non-finite logits, the clamp's bounds), and the build."""
+
+from __future__ import annotations
+
+import logging
+import math
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from vae_core import VAE, VAEConfig, kernels
+from vae_core.backprop import FlatStep
+from vae_core.model import LOGVAR_RANGE
+
+DTYPES = [torch.bfloat16, torch.float32]
+
+
+@pytest.fixture
+def k(monkeypatch):
+    monkeypatch.delenv("LATENT_LAB_KERNELS", raising=False)
+    if kernels._compiler() is None:
+        pytest.skip("no C compiler on this machine")
+    built = kernels.load()
+    assert built is not None
+    return built
+
+
+@pytest.fixture
+def fresh(monkeypatch, tmp_path):
+    """load() builds anew into an empty cache folder (and forgets that build afterwards)."""
+    monkeypatch.delenv("LATENT_LAB_KERNELS", raising=False)
+    monkeypatch.setenv("LATENT_LAB_KERNEL_DIR", str(tmp_path / "kernels"))
+    kernels._load.cache_clear()
+    yield tmp_path / "kernels"
+    kernels._load.cache_clear()
+
+
+def logits_and_images(dtype: torch.dtype, n: int = 5000) -> tuple[torch.Tensor, torch.Tensor]:
+    gen = torch.Generator().manual_seed(0)
+    logits = torch.cat(
+        [torch.randn(n, generator=gen) * 6, torch.tensor([0.0, 1e-8, -1e-8, 40.0, -40.0, 88.0, -88.0, 200.0, -200.0])]
+    )
+    x = torch.rand(len(logits), generator=gen)
+    x[:100] = (x[:100] > 0.5).float()  # binarised pixels too
+    return logits.to(dtype), x
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_bce_is_torchs_loss_and_gradient(k, dtype):
+    logits, x = logits_and_images(dtype)
+    grad = torch.empty_like(logits)
+    loss = k.bce(logits, x, grad)
+    exact = logits.double()
+    want = F.binary_cross_entropy_with_logits(exact, x.double(), reduction="sum").item()
+    assert loss == pytest.approx(want, rel=1e-6)
+    want_grad = (torch.sigmoid(exact) - x.double()).to(dtype)  # rounded once, to the multiplies' dtype
+    ulp = 2**-8 if dtype == torch.bfloat16 else 2**-23
+    assert torch.allclose(grad.double(), want_grad.double(), rtol=ulp, atol=1e-7)
+
+
+@pytest.mark.parametrize("bad", [float("nan"), float("inf"), -float("inf")])
+def test_a_non_finite_logit_makes_the_loss_non_finite(k, bad):
+    logits, x = logits_and_images(torch.float32, n=100)
+    logits[7] = bad
+    x[7] = 0.5
+    assert not math.isfinite(k.bce(logits, x, torch.empty_like(logits)))
+
+
+def torch_head(head: torch.Tensor, eps: torch.Tensor, dz: torch.Tensor, beta: float):
+    """The latent head by torch's calls, in float64: KL, z and d/d[mu | raw logvar]."""
+    zd = eps.shape[1]
+    mu, raw = head[:, :zd].double(), head[:, zd:].double()
+    logvar = raw.clamp(*LOGVAR_RANGE)
+    var, noise = logvar.exp(), (0.5 * logvar).exp() * eps.double()
+    kl = 0.5 * (mu**2 + var - logvar - 1).sum().item()
+    inside = (raw > LOGVAR_RANGE[0]) & (raw < LOGVAR_RANGE[1])  # clamp's autograd: no gradient at a bound
+    dlogvar = torch.where(inside, 0.5 * beta * (var - 1) + 0.5 * dz.double() * noise, 0.0)
+    return kl, mu + noise, torch.cat([dz.double() + beta * mu, dlogvar], 1)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("beta", [1.0, 4.0, 0.0])
+def test_the_latent_head_is_torchs_clamp_included(k, dtype, beta):
+    gen = torch.Generator().manual_seed(1)
+    b, zd = 64, 5
+    head = torch.randn(b, 2 * zd, generator=gen) * 3
+    head[:, zd:] *= 4  # many raw log-variances beyond the clamp's range
+    head[0, zd], head[1, zd + 1] = LOGVAR_RANGE  # and two exactly at its bounds
+    head = head.to(dtype)
+    eps, dz = torch.randn(b, zd, generator=gen), torch.randn(b, zd, generator=gen).to(dtype)
+    saved, z, dhead = torch.empty(4, b, zd), torch.empty(b, zd, dtype=dtype), torch.empty(b, 2 * zd, dtype=dtype)
+    kl = k.head_forward(head, eps, saved, z, *LOGVAR_RANGE)
+    k.head_backward(dz, saved, dhead, beta, *LOGVAR_RANGE)
+    want_kl, want_z, want_dhead = torch_head(head, eps, dz, beta)
+    rtol = 2**-8 if dtype == torch.bfloat16 else 1e-5
+    assert kl == pytest.approx(want_kl, rel=1e-5)
+    assert torch.allclose(z.double(), want_z, rtol=rtol, atol=1e-6)
+    assert torch.allclose(dhead.double(), want_dhead, rtol=rtol, atol=1e-6)
+    assert dhead[0, zd] == 0 and dhead[1, zd + 1] == 0
+
+
+def test_wrong_arguments_are_refused_before_c_sees_them(k):
+    logits = torch.zeros(4, 6)
+    with pytest.raises(ValueError, match="contiguous"):
+        k.bce(logits.t(), torch.zeros(6, 4), torch.zeros(6, 4))
+    with pytest.raises(ValueError, match="same size"):
+        k.bce(logits, torch.zeros(4, 5), torch.zeros(4, 6))
+    with pytest.raises(TypeError, match="float64"):
+        k.bce(logits.double(), torch.zeros(4, 6), torch.zeros(4, 6, dtype=torch.float64))
+    with pytest.raises(ValueError, match="shapes"):
+        k.head_forward(torch.zeros(4, 6), torch.zeros(4, 2), torch.zeros(4, 4, 2), torch.zeros(4, 2), -1.0, 1.0)
+
+
+def test_training_with_and_without_kernels_reaches_the_same_loss(monkeypatch, k):
+    """The whole step: 30 Adam steps each way from the same weights, noise and batches."""
+    config = VAEConfig(image_shape=(8, 8), hidden_sizes=(32,), latent_dim=3)
+    torch.manual_seed(0)
+    a, b = VAE(config), VAE(config)
+    b.load_state_dict(a.state_dict())
+    x = torch.rand(30, 64, 64, generator=torch.Generator().manual_seed(2))
+    fast, slow = FlatStep(a, lr=1e-2, kernels=True), FlatStep(b, lr=1e-2, kernels=False)
+    assert fast.kernels is not None and slow.kernels is None
+    for batch in x:
+        torch.manual_seed(3)
+        got = fast.step(batch)
+        torch.manual_seed(3)
+        want = slow.step(batch)
+        assert torch.allclose(got, want, rtol=1e-4)
+    assert torch.allclose(fast.flat, slow.flat, atol=1e-4)
+
+
+def test_a_build_is_cached_per_source_and_cpu(fresh, monkeypatch):
+    assert kernels.load() is not None
+    built = sorted(fresh.glob("kernels-*.so"))
+    assert len(built) == 1
+    kernels._load.cache_clear()
+    assert kernels.load() is not None and sorted(fresh.glob("kernels-*.so")) == built  # reused, not rebuilt
+    kernels._load.cache_clear()
+    monkeypatch.setattr(kernels, "_cpu_id", lambda: "another CPU")
+    assert kernels.load() is not None and len(list(fresh.glob("kernels-*.so"))) == 2
+
+
+def test_without_a_compiler_training_uses_torchs_calls(fresh, monkeypatch):
+    monkeypatch.setattr(kernels.shutil, "which", lambda name: None)
+    assert kernels.load() is None
+    step = FlatStep(VAE(VAEConfig(image_shape=(8, 8), hidden_sizes=(16,), latent_dim=2)), lr=1e-2)
+    assert step.kernels is None and step.step(torch.rand(8, 64)) is not None
+
+
+def test_a_compiler_that_fails_is_reported_once_and_training_goes_on(fresh, monkeypatch, tmp_path, caplog):
+    broken = tmp_path / "cc"
+    broken.write_text("#!/bin/sh\necho 'cc: fatal error: no space left' >&2\nexit 1\n")
+    broken.chmod(0o755)
+    monkeypatch.setenv("CC", str(broken))
+    with caplog.at_level(logging.WARNING, logger="vae_core.kernels"):
+        assert kernels.load() is None
+        assert kernels.load() is None
+    messages = [r.getMessage() for r in caplog.records]
+    assert len(messages) == 1 and "no space left" in messages[0] and "torch's calls" in messages[0]
+
+
+def test_a_read_only_cache_folder_builds_for_the_process(fresh, monkeypatch, tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    monkeypatch.setenv("LATENT_LAB_KERNEL_DIR", str(blocker / "kernels"))  # cannot be made
+    assert kernels.load() is not None
+
+
+def test_latent_lab_kernels_0_turns_them_off(monkeypatch):
+    monkeypatch.setenv("LATENT_LAB_KERNELS", "0")
+    assert kernels.load() is None
+    assert FlatStep(VAE(VAEConfig(image_shape=(8, 8), hidden_sizes=(16,), latent_dim=2)), lr=1e-2).kernels is None
