@@ -25,7 +25,7 @@ from vae_core import (
     vae_loss,
 )
 from vae_core.backprop import FlatStep
-from vae_core.train import StepInfo, TrainConfig, evaluate, train
+from vae_core.train import StepInfo, TrainConfig, evaluate, seeded_model, train
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 MODELS_DIR = REPO_ROOT / "models"
@@ -537,3 +537,45 @@ def test_seeded_model_draws_the_same_weights_whatever_other_threads_do_to_the_gl
     assert not torch.equal(seeded_model(config, 2).state_dict()["to_mu.weight"], reference["to_mu.weight"])
     bound = 1 / 16**0.5  # nn.Linear's own ranges: ±1/sqrt(fan_in) for a 16-input layer's weights and bias
     assert reference["to_mu.weight"].abs().max() <= bound and reference["to_mu.bias"].abs().max() <= bound
+
+
+def test_a_run_is_the_same_while_other_threads_use_torchs_generator(digits_train, digits_test):
+    """Another visitor's page seeding or drawing from torch's global generator (evaluate() did both)
+    while a model trains must not change what it learns: the noise has a generator of its own."""
+    import threading
+
+    config = VAEConfig(image_shape=(8, 8), hidden_sizes=(32,), latent_dim=2)
+    settings = TrainConfig(epochs=2, seed=5)
+    alone = seeded_model(config, 0)
+    train(alone, digits_train, digits_test, settings)
+
+    done = threading.Event()
+    draws = []
+
+    def neighbour() -> None:
+        other = seeded_model(config, 1)
+        while not done.is_set():
+            torch.manual_seed(len(draws))
+            draws.append(float(torch.randn(3).sum()))
+            evaluate(other, digits_test.as_float()[:64])
+
+    thread = threading.Thread(target=neighbour)
+    thread.start()
+    try:
+        crowded = seeded_model(config, 0)
+        train(crowded, digits_train, digits_test, settings)
+    finally:
+        done.set()
+        thread.join()
+    assert len(draws) > 10  # the neighbour really ran beside the training
+    assert same_weights(weights(alone), weights(crowded))
+
+
+def test_evaluate_gives_the_same_loss_from_any_global_generator_state(digits_test, small_model):
+    data = digits_test.as_float()[:200]
+    torch.manual_seed(0)
+    first = evaluate(small_model, data)
+    torch.manual_seed(99)
+    state = torch.get_rng_state()
+    assert evaluate(small_model, data) == first
+    assert torch.equal(torch.get_rng_state(), state)  # and leaves the global generator alone

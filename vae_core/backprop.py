@@ -75,11 +75,19 @@ class FlatStep:
     precision: "fp32", or "bf16" for bfloat16 matrix multiplies (see the module's docstring).
     kernels: compute the loss and the latent head with vae_core/kernels.c where it can be compiled
     (None or True: where it can; False: always torch's calls, which compute the same).
+    generator: where the noise eps comes from (None: torch's global generator).
     """
 
     def __init__(
-        self, model: VAE, lr: float, fused: bool | None = None, precision: str = "fp32", kernels: bool | None = None
+        self,
+        model: VAE,
+        lr: float,
+        fused: bool | None = None,
+        precision: str = "fp32",
+        kernels: bool | None = None,
+        generator: torch.Generator | None = None,
     ) -> None:
+        self.generator = generator
         if precision not in PRECISIONS:  # before the parameters move into the flat buffer
             raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, not {precision!r}")
         self.model = model
@@ -213,7 +221,7 @@ class FlatStep:
         head = torch.addmm(self.head_b, h, self.head_w.t())  # (B, 2Z): [mu | raw logvar]
         kl = 0.0
         if self.vae:
-            eps = torch.randn((b, zd), device=x.device)  # the draws randn_like(mu) makes
+            eps = torch.randn((b, zd), generator=self.generator, device=x.device)
             saved = torch.empty((4, b, zd), device=x.device)
             z = torch.empty((b, zd), dtype=self.dtype, device=x.device)
             kl = k.head_forward(head, eps, saved, z, *LOGVAR_RANGE)
@@ -240,7 +248,8 @@ class FlatStep:
             raw = head[:, self.z_dim :]
             logvar = raw.clamp(*LOGVAR_RANGE)
             std = logvar.mul(0.5).exp_()
-            noise = std.mul_(torch.randn_like(mu))  # sigma * eps; std itself is not needed again
+            eps = torch.randn(mu.shape, generator=self.generator, device=mu.device)
+            noise = std.mul_(eps)  # sigma * eps; std itself is not needed again
             z = torch.add(mu, noise, out=torch.empty_like(mu, dtype=self.dtype))
         else:
             z = mu.to(self.dtype)

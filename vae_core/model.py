@@ -41,11 +41,15 @@ class VAE(nn.Module):
             return mu, torch.full_like(mu, LOGVAR_RANGE[0])
         return mu, self.to_logvar(h).clamp(*LOGVAR_RANGE)
 
-    def reparameterize(self, mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
-        """z = mu + sigma * eps, eps ~ N(0, I) (Kingma & Welling 2014, section 2.4). (B, Z)."""
+    def reparameterize(
+        self, mu: torch.Tensor, logvar: torch.Tensor, generator: torch.Generator | None = None
+    ) -> torch.Tensor:
+        """z = mu + sigma * eps, eps ~ N(0, I) (Kingma & Welling 2014, section 2.4). (B, Z).
+        eps comes from `generator`, or torch's global generator (the draws randn_like(mu) makes)."""
         if self.config.kind == "ae":
             return mu
-        return mu + torch.exp(0.5 * logvar) * torch.randn_like(mu)
+        eps = torch.randn(mu.shape, generator=generator, dtype=mu.dtype, device=mu.device)
+        return mu + torch.exp(0.5 * logvar) * eps
 
     def decode_logits(self, z: torch.Tensor) -> torch.Tensor:
         """z: (B, Z) -> Bernoulli logits (B, 1, H, W); the loss uses logits for stability."""

@@ -144,22 +144,21 @@ def evaluate(model: VAE, data: torch.Tensor) -> dict[str, float]:
     was_training = model.training
     model.eval()
     sums = torch.zeros(3, dtype=torch.float64)
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(EVAL_SEED)
-        for start in range(0, len(data), EVAL_BATCH):
-            x = data[start : start + EVAL_BATCH]
-            terms = _batch_loss(model, x)
-            sums += torch.tensor(
-                [terms.reconstruction.item(), terms.kl.item(), terms.total.item()], dtype=torch.float64
-            )
+    # A generator of its own: the global one is shared with other visitors' training threads, and
+    # seeding it here would change their noise (and theirs this one's). Same draws as seeding it.
+    gen = torch.Generator(device=data.device).manual_seed(EVAL_SEED)
+    for start in range(0, len(data), EVAL_BATCH):
+        x = data[start : start + EVAL_BATCH]
+        terms = _batch_loss(model, x, gen)
+        sums += torch.tensor([terms.reconstruction.item(), terms.kl.item(), terms.total.item()], dtype=torch.float64)
     model.train(was_training)
     n = max(1, len(data))
     return {"recon": sums[0].item() / n, "kl": sums[1].item() / n, "loss": sums[2].item() / n}
 
 
-def _batch_loss(model: VAE, x: torch.Tensor):
+def _batch_loss(model: VAE, x: torch.Tensor, gen: torch.Generator):
     mu, logvar = model.encode(x)
-    logits = model.decode_logits(model.reparameterize(mu, logvar))
+    logits = model.decode_logits(model.reparameterize(mu, logvar, gen))
     return vae_loss(x, logits, mu, logvar, model.beta, include_kl=model.config.kind != "ae")
 
 
@@ -168,7 +167,7 @@ def seeded_model(config: VAEConfig, seed: int) -> VAE:
     the shuffling and the noise, but a model is made before train() is called, and made from whatever
     state the global generator was in (in the app, whatever ran before: two runs with seed 1 differed).
     Every layer is drawn again from a generator of its own, as nn.Linear draws it: the global one is
-    shared with other visitors' threads (evaluate() seeds it), so seeding it here would not be enough."""
+    shared with other visitors' threads, so seeding it here would not be enough."""
     model = VAE(config)
     gen = torch.Generator().manual_seed(seed)
     with torch.no_grad():
@@ -196,14 +195,15 @@ def train(
     """
     for data in (train_set, test_set):
         _check_shape(model, data)
-    torch.manual_seed(config.seed)
     device = torch.device(config.device)
     model.to(device).train()
     x_train = train_set.as_float().to(device)
     x_test = test_set.as_float().to(device) if test_set is not None else None
     history: list[dict] = []
     baseline = evaluate(model, x_test if x_test is not None else x_train[:EVAL_BATCH])["loss"]
-    stepper = _stepper(model, config)
+    # The noise has a generator of its own (torch's global one is shared with other visitors' threads),
+    # seeded as the global one was before: the same draws as then.
+    stepper = _stepper(model, config, torch.Generator(device=device).manual_seed(config.seed))
     steps = math.ceil(len(x_train) / config.batch_size)
     schedule = _schedule(stepper.optimizer, config, steps)
     start = time.perf_counter()
@@ -247,11 +247,12 @@ def _check_progress(record: dict, baseline: float, config: TrainConfig) -> None:
         )
 
 
-def _stepper(model: VAE, config: TrainConfig) -> FlatStep:
+def _stepper(model: VAE, config: TrainConfig, noise: torch.Generator) -> FlatStep:
     """The hand-written step (vae_core/backprop.py) with Adam; the fused kernel where the device has
     one (a whole update in one pass)."""
     fused = torch.device(config.device).type in ("cpu", "cuda")
-    return FlatStep(model, lr=config.lr, fused=fused or None, precision=config.resolved().precision)
+    precision = config.resolved().precision
+    return FlatStep(model, lr=config.lr, fused=fused or None, precision=precision, generator=noise)
 
 
 class CosineSchedule:
