@@ -174,3 +174,65 @@ def test_latent_lab_kernels_0_turns_them_off(monkeypatch):
     monkeypatch.setenv("LATENT_LAB_KERNELS", "0")
     assert kernels.load() is None
     assert FlatStep(VAE(VAEConfig(image_shape=(8, 8), hidden_sizes=(16,), latent_dim=2)), lr=1e-2).kernels is None
+
+
+def test_adam_bf16_is_torchs_fused_adam_and_writes_the_weights_bfloat16_copy(k):
+    if not k.threaded:
+        pytest.skip("adam_bf16 is used only on torch's OpenMP threads")
+    gen = torch.Generator().manual_seed(4)
+    n = 200_003  # over the threading threshold, and not a multiple of any vector width
+    p = torch.randn(n, generator=gen)
+    ours = {"p": p.clone(), "m": torch.zeros(n), "v": torch.zeros(n), "w": torch.empty(n, dtype=torch.bfloat16)}
+    ref = {"p": p.clone(), "m": torch.zeros(n), "v": torch.zeros(n), "step": torch.zeros(())}
+    for step in range(1, 8):
+        g = (torch.randn(n, generator=gen) * 10 ** torch.randint(-6, 2, (n,), generator=gen)).bfloat16()
+        g[:1000] = 0  # pixels no image lights: their moments only decay
+        lr = 1e-3 * step
+        k.adam_bf16(ours["p"], g, ours["m"], ours["v"], ours["w"], step, lr, 0.9, 0.999, 1e-8)
+        ref["step"] += 1
+        torch._fused_adam_(
+            [ref["p"]], [g.float()], [ref["m"]], [ref["v"]], [], [ref["step"]],
+            lr=lr, beta1=0.9, beta2=0.999, weight_decay=0.0, eps=1e-8, amsgrad=False, maximize=False,
+        )  # fmt: skip
+        for name, atol in (("p", 1e-7), ("m", 1e-12), ("v", 1e-12)):  # p: a float32 ulp near 1
+            assert torch.allclose(ours[name], ref[name], rtol=1e-5, atol=atol), (step, name)
+        assert torch.equal(ours["w"], ours["p"].bfloat16())  # torch's own rounding of the new weights
+
+
+def test_bf16_training_with_and_without_kernels_reaches_the_same_weights(k):
+    """bfloat16 steps: kernels.c's loss, head and Adam (which keeps the bfloat16 weights itself) against
+    torch's calls and fused Adam, 30 steps from the same weights, noise and batches."""
+    config = VAEConfig(image_shape=(8, 8), hidden_sizes=(32,), latent_dim=3)
+    torch.manual_seed(0)
+    a, b = VAE(config), VAE(config)
+    b.load_state_dict(a.state_dict())
+    x = torch.rand(30, 64, 64, generator=torch.Generator().manual_seed(2))
+    gens = [torch.Generator().manual_seed(3) for _ in range(2)]
+    fast = FlatStep(a, lr=1e-2, fused=True, precision="bf16", kernels=True, generator=gens[0])
+    slow = FlatStep(b, lr=1e-2, fused=True, precision="bf16", kernels=False, generator=gens[1])
+    assert fast._adam_c == k.threaded and not slow._adam_c
+    for batch in x:
+        got, want = fast.step(batch), slow.step(batch)
+        assert torch.allclose(got, want, rtol=2e-3, atol=0.01)  # KL can be near 0
+        if fast._adam_c:
+            assert torch.equal(fast.mm_flat, fast.flat.bfloat16())  # the copy the next step multiplies
+    assert (fast.flat - slow.flat).abs().max() < 2e-3  # bfloat16 rounding apart, 30 steps on
+
+
+def test_without_openmp_the_build_still_gives_the_loss_kernels(fresh, monkeypatch, tmp_path):
+    """A compiler that refuses -fopenmp: the kernels are built without it, and Adam stays torch's."""
+    compiler = kernels._compiler()
+    if compiler is None:
+        pytest.skip("no C compiler on this machine")
+    wrapper = tmp_path / "cc"
+    wrapper.write_text(f'#!/bin/sh\ncase "$*" in *-fopenmp*) exit 1;; esac\nexec {compiler} "$@"\n')
+    wrapper.chmod(0o755)
+    monkeypatch.setenv("CC", str(wrapper))
+    monkeypatch.setattr(kernels, "_torch_uses_gomp", lambda: True)
+    built = kernels.load()
+    assert built is not None and not built.threaded
+    step = FlatStep(
+        VAE(VAEConfig(image_shape=(8, 8), hidden_sizes=(16,), latent_dim=2)), lr=1e-2, fused=True, precision="bf16"
+    )
+    assert step.kernels is built and not step._adam_c
+    assert step.step(torch.rand(8, 64)) is not None

@@ -320,13 +320,13 @@ def test_learning_rate_ten_finishes_finite_or_says_the_learning_rate_is_too_high
 
 
 def test_non_finite_losses_in_a_row_raise_and_leave_the_weights_alone(monkeypatch, digits_train, small_model):
-    real = FlatStep.forward_backward  # the loss by kernels.c or by torch's calls: both go through here
+    real = FlatStep._forward_backward  # the loss by kernels.c or by torch's calls: both go through here
 
     def nan_loss(self, *args, **kwargs) -> LossTerms:
         terms = real(self, *args, **kwargs)
         return LossTerms(terms.reconstruction, terms.kl, terms.total * float("nan"))
 
-    monkeypatch.setattr(FlatStep, "forward_backward", nan_loss)
+    monkeypatch.setattr(FlatStep, "_forward_backward", nan_loss)
     start = weights(small_model)
     with pytest.raises(TrainingDivergedError) as err:
         train(small_model, digits_train, None, TrainConfig(epochs=1, lr=0.5))

@@ -128,6 +128,10 @@ class FlatStep:
         # (kept in the optimiser's own state, as Adam keeps it), same result: a test checks.
         self.optimizer = torch.optim.Adam([self.flat], lr=lr, fused=fused)
         self._direct = bool(fused) and hasattr(torch, "_fused_adam_")
+        # In bfloat16 with kernels.c on torch's threads, step()'s update is adam_bf16: it reads the
+        # bfloat16 gradient and writes the bfloat16 weights, so neither cast is a pass of its own.
+        self._adam_c = self._direct and low and self.kernels is not None and self.kernels.threaded
+        self._weights_cast = False  # mm_flat holds the bfloat16 copy of flat that adam_bf16 wrote
         if self._direct:
             self.optimizer.state[self.flat].update(
                 step=torch.zeros((), dtype=torch.float32, device=self.flat.device),
@@ -164,13 +168,31 @@ class FlatStep:
 
     @torch.no_grad()
     def step(self, x: torch.Tensor) -> torch.Tensor | None:
-        """x: (B, D) in [0, 1]. One forward, one backward, one Adam update."""
-        terms = self.forward_backward(x)
+        """x: (B, D) in [0, 1]. One forward, one backward, one Adam update. Between calls, the weights
+        change only through step() (it may keep their bfloat16 copy from its last update)."""
+        terms = self._forward_backward(x, fresh=self._weights_cast)
         # A sum is finite only if every gradient is (an overflow to inf would mean divergence anyway).
         if not math.isfinite(float(terms.total + self.mm_grad.sum())):  # bf16 has float32's range
             return None
-        self.update()
+        if self._adam_c:
+            self._weights_cast = self._update_bf16()
+        else:
+            self.update()
         return torch.stack([terms.reconstruction, terms.kl, terms.total])
+
+    def _update_bf16(self) -> bool:
+        """update() by kernels.c's adam_bf16, from mm_grad; also writes mm_flat. Returns True."""
+        group, state = self.optimizer.param_groups[0], self.optimizer.state[self.flat]
+        if group["amsgrad"] or group["maximize"] or group["decoupled_weight_decay"] or group["weight_decay"]:
+            raise ValueError("the direct Adam update covers plain Adam only")  # FlatStep never sets them
+        state["step"] += 1
+        moments = state["exp_avg"], state["exp_avg_sq"]
+        beta1, beta2 = group["betas"]
+        step = int(state["step"])
+        self.kernels.adam_bf16(
+            self.flat, self.mm_grad, *moments, self.mm_flat, step, group["lr"], beta1, beta2, group["eps"]
+        )
+        return True
 
     def update(self) -> None:
         """One Adam update of the flat buffer from its gradient."""
@@ -201,15 +223,21 @@ class FlatStep:
     @torch.no_grad()
     def forward_backward(self, x: torch.Tensor) -> LossTerms:
         """x: (B, D) in [0, 1]. The loss terms (summed over the batch); fills every gradient."""
+        self._weights_cast = False  # the weights may have changed since step()'s last update
+        return self._forward_backward(x, fresh=False, cast_grad=True)
+
+    def _forward_backward(self, x: torch.Tensor, fresh: bool, cast_grad: bool = False) -> LossTerms:
+        """fresh: mm_flat already holds flat's bfloat16 copy. The float32 gradient is written when
+        cast_grad is set or the update reads it (not kernels.c's, which reads the bfloat16 one)."""
         low = self.mm_flat is not self.flat
-        if low:
+        if low and not fresh:
             self.mm_flat.copy_(self.flat)
         enc_in, h = self._encode(x.to(self.dtype))
         if self.kernels is not None:
             terms = self._compiled(x.contiguous().float(), enc_in, h)
         else:
             terms = self._torch_calls(x, enc_in, h)
-        if low:
+        if low and (cast_grad or not self._adam_c):
             self.grad.copy_(self.mm_grad)
         return terms
 

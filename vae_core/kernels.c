@@ -144,3 +144,28 @@ HEAD_FORWARD(head_forward_f32, float, from_f32, to_f32)
 
 HEAD_BACKWARD(head_backward_bf16, uint16_t, from_bf16, to_bf16)
 HEAD_BACKWARD(head_backward_f32, float, from_f32, to_f32)
+
+/* Adam over the flat parameter buffer, reading the gradient as the multiplies wrote it (bfloat16)
+ * and writing the bfloat16 copy of the weights the next step multiplies with: one pass where torch
+ * takes three (the gradient's cast to float32, its fused Adam, the weights' cast). The update is
+ * torch's fused Adam's (1 - beta is passed in, computed in double as torch computes it):
+ *   m += (1 - beta1) (g - m);  v = beta2 v + (1 - beta2) g^2;
+ *   p -= lr / bc1 * m / (sqrt(v) / sqrt(bc2) + eps),  bc_k = 1 - beta_k^step.
+ * Built with -fopenmp where torch's threads are GNU OpenMP's: the loop is then split over the threads
+ * of the libgomp.so.1 torch already loaded (one pool, shared), as torch splits its own Adam. */
+void adam_bf16(float *restrict p, const uint16_t *restrict g, float *restrict m, float *restrict v,
+               uint16_t *restrict w, int64_t n, float lr, float one_minus_beta1, float beta2,
+               float one_minus_beta2, float eps, float bc1, float bc2_sqrt) {
+    float step = lr / bc1;
+#pragma omp parallel for simd schedule(static) if (n > 65536)
+    for (int64_t i = 0; i < n; i++) {
+        float gi = from_bf16(g[i]);
+        float mi = m[i] + one_minus_beta1 * (gi - m[i]);
+        float vi = beta2 * v[i] + one_minus_beta2 * gi * gi;
+        float pi = p[i] - step * mi / (__builtin_sqrtf(vi) / bc2_sqrt + eps);
+        m[i] = mi;
+        v[i] = vi;
+        p[i] = pi;
+        w[i] = to_bf16(pi);
+    }
+}

@@ -18,6 +18,7 @@ import ctypes
 import functools
 import hashlib
 import logging
+import math
 import os
 import platform
 import shutil
@@ -72,6 +73,17 @@ def _compiler() -> str | None:
     return None
 
 
+def _torch_uses_gomp() -> bool:
+    """Whether torch's threads are GNU OpenMP's (libgomp.so.1 loaded in this process), which a library
+    built with -fopenmp then shares: one pool, not two fighting over the cores."""
+    if platform.system() != "Linux" or "OpenMP" not in torch.__config__.parallel_info():
+        return False
+    try:
+        return "libgomp" in Path("/proc/self/maps").read_text()
+    except OSError:
+        return False
+
+
 def _build(compiler: str, flags: list[str], folder: Path) -> Path:
     source = SOURCE.read_bytes()
     key = hashlib.sha256(source + " ".join([compiler, *flags]).encode() + _cpu_id().encode()).hexdigest()[:16]
@@ -89,8 +101,11 @@ def _build(compiler: str, flags: list[str], folder: Path) -> Path:
 class Kernels:
     """The compiled functions, with torch tensors for arguments (contiguous, on the CPU)."""
 
-    def __init__(self, lib: ctypes.CDLL) -> None:
+    def __init__(self, lib: ctypes.CDLL, threaded: bool) -> None:
         p, i64, f32, f64 = ctypes.c_void_p, ctypes.c_int64, ctypes.c_float, ctypes.c_double
+        self.threaded = threaded  # adam_bf16 runs on torch's OpenMP threads (else on one: slower than torch's)
+        self._adam = lib.adam_bf16
+        self._adam.argtypes, self._adam.restype = [p] * 5 + [i64] + [f32] * 7, None
         self._fn = {}
         for suffix in ("bf16", "f32"):
             bce = getattr(lib, f"bce_{suffix}")
@@ -141,26 +156,41 @@ class Kernels:
             raise ValueError("head_backward: shapes (B, Z), (4, B, Z), (B, 2Z)")
         self._of(dz)[2](dz.data_ptr(), saved.data_ptr(), dhead.data_ptr(), b, zd, beta, lo, hi)
 
+    def adam_bf16(self, p, g, m, v, w, step: int, lr: float, beta1: float, beta2: float, eps: float) -> None:
+        """One Adam update of float32 p, m, v from bfloat16 gradients g (torch's fused Adam's arithmetic);
+        writes p's bfloat16 copy into w. step counts this update, from 1."""
+        self._check(p, g, m, v, w)
+        if not p.numel() == g.numel() == m.numel() == v.numel() == w.numel():
+            raise ValueError("adam_bf16: five buffers of one size")
+        if {p.dtype, m.dtype, v.dtype} != {torch.float32} or {g.dtype, w.dtype} != {torch.bfloat16}:
+            raise ValueError("adam_bf16: p, m, v float32; g, w bfloat16")
+        bc1, bc2_sqrt = 1 - beta1**step, math.sqrt(1 - beta2**step)
+        args = (p.data_ptr(), g.data_ptr(), m.data_ptr(), v.data_ptr(), w.data_ptr(), p.numel())
+        self._adam(*args, lr, 1 - beta1, beta2, 1 - beta2, eps, bc1, bc2_sqrt)
+
 
 @functools.cache
 def _load() -> Kernels | None:
     compiler = _compiler()
     if compiler is None:
         return None
-    try:
+    # With OpenMP where torch's threads are libgomp's; without, if that build fails or does not load
+    # (say, a libgomp.so.1 in torch older than the compiler's).
+    failed: Exception | None = None
+    for threaded in (True, False) if _torch_uses_gomp() else (False,):
+        flags = [*FLAGS, "-fopenmp"] if threaded else FLAGS
         try:
-            path = _build(compiler, FLAGS, cache_dir())
-        except OSError:  # a read-only home: build for this process only
-            path = _build(compiler, FLAGS, Path(tempfile.mkdtemp(prefix="latent-lab-kernels-")))
-        return Kernels(ctypes.CDLL(str(path)))
-    except (OSError, subprocess.SubprocessError, AttributeError) as exc:
-        detail = (
-            exc.stderr.decode(errors="replace").strip()[-500:]
-            if isinstance(exc, subprocess.CalledProcessError)
-            else exc
-        )
-        _log.warning("vae_core/kernels.c not built (%s); training uses torch's calls, a little slower", detail)
-        return None  # a compiler that fails, a library that does not load: torch's calls instead
+            try:
+                path = _build(compiler, flags, cache_dir())
+            except OSError:  # a read-only home: build for this process only
+                path = _build(compiler, flags, Path(tempfile.mkdtemp(prefix="latent-lab-kernels-")))
+            return Kernels(ctypes.CDLL(str(path)), threaded)
+        except (OSError, subprocess.SubprocessError, AttributeError) as exc:
+            failed = exc
+    if isinstance(failed, subprocess.CalledProcessError):
+        failed = failed.stderr.decode(errors="replace").strip()[-500:]
+    _log.warning("vae_core/kernels.c not built (%s); training uses torch's calls, a little slower", failed)
+    return None  # a compiler that fails, a library that does not load: torch's calls instead
 
 
 def load() -> Kernels | None:
