@@ -1,4 +1,5 @@
-"""Pay UMAP's numba compilation in the background at server start, not when a visitor asks."""
+"""Pay UMAP's numba compilation (and the training step's C) in the background at server start, not when
+a visitor asks."""
 
 from __future__ import annotations
 
@@ -56,6 +57,10 @@ def _warm() -> None:
     z = np.random.default_rng(0).normal(size=(300, 4)).astype(np.float32)
     fit_projection(z, "umap", n_neighbors=10).transform(z[:5])  # compiles fit and transform paths
     import openTSNE  # noqa: F401  (no JIT, but its import is slow too)
+
+    from vae_core import kernels
+
+    kernels.load()  # the training step's C (vae_core/kernels.py): built once per machine, 0.3 s
 
 
 @st.cache_resource(show_spinner=False)
