@@ -236,3 +236,40 @@ def test_without_openmp_the_build_still_gives_the_loss_kernels(fresh, monkeypatc
     )
     assert step.kernels is built and not step._adam_c
     assert step.step(torch.rand(8, 64)) is not None
+
+
+@pytest.mark.parametrize("bad", [float("nan"), float("inf"), -float("inf")])
+def test_adam_bf16_writes_nothing_when_a_gradient_is_not_finite(k, bad):
+    gen = torch.Generator().manual_seed(5)
+    n = 100_000
+    p, m, v = torch.randn(n, generator=gen), torch.rand(n, generator=gen), torch.rand(n, generator=gen)
+    w, g = p.bfloat16(), torch.randn(n, generator=gen).bfloat16()
+    g[n - 3] = bad  # in the last thread's share
+    before = [t.clone() for t in (p, m, v, w)]
+    assert k.adam_bf16(p, g, m, v, w, 3, 1e-3, 0.9, 0.999, 1e-8) is False
+    assert all(torch.equal(a, b) for a, b in zip((p, m, v, w), before, strict=True))
+    g[n - 3] = 1.0
+    assert k.adam_bf16(p, g, m, v, w, 3, 1e-3, 0.9, 0.999, 1e-8) is True and not torch.equal(p, before[0])
+
+
+def test_a_step_with_an_infinite_gradient_and_a_finite_loss_changes_nothing(k, monkeypatch):
+    """The loss can stay finite while a gradient overflows: step() returns None, the weights, Adam's
+    state and step count stay, and the next step multiplies the same bfloat16 weights."""
+    config = VAEConfig(image_shape=(8, 8), hidden_sizes=(32,), latent_dim=3)
+    step = FlatStep(VAE(config), lr=1e-2, fused=True, precision="bf16")
+    x = torch.rand(4, 16, 64, generator=torch.Generator().manual_seed(6))
+    assert step.step(x[0]) is not None
+    state = step.optimizer.state[step.flat]
+    before = [t.clone() for t in (step.flat, step.mm_flat, state["exp_avg"], state["exp_avg_sq"], state["step"])]
+    real = FlatStep._encoder_backward
+
+    def overflow(self, *args):
+        real(self, *args)
+        self.mm_grad[5] = float("inf")  # one weight gradient, after the loss was computed
+
+    monkeypatch.setattr(FlatStep, "_encoder_backward", overflow)
+    assert step.step(x[1]) is None
+    after = (step.flat, step.mm_flat, state["exp_avg"], state["exp_avg_sq"], state["step"])
+    assert all(torch.equal(a, b) for a, b in zip(after, before, strict=True))
+    monkeypatch.undo()
+    assert step.step(x[2]) is not None and not torch.equal(step.flat, before[0])

@@ -171,27 +171,30 @@ class FlatStep:
         """x: (B, D) in [0, 1]. One forward, one backward, one Adam update. Between calls, the weights
         change only through step() (it may keep their bfloat16 copy from its last update)."""
         terms = self._forward_backward(x, fresh=self._weights_cast)
-        # A sum is finite only if every gradient is (an overflow to inf would mean divergence anyway).
-        if not math.isfinite(float(terms.total + self.mm_grad.sum())):  # bf16 has float32's range
-            return None
-        if self._adam_c:
-            self._weights_cast = self._update_bf16()
+        if self._adam_c:  # adam_bf16 checks the gradients itself, and updates only if all are finite
+            if not (math.isfinite(float(terms.total)) and self._update_bf16()):
+                return None
+            self._weights_cast = True
         else:
+            # A sum is finite only if every gradient is (an overflow to inf would mean divergence anyway).
+            if not math.isfinite(float(terms.total + self.mm_grad.sum())):  # bf16 has float32's range
+                return None
             self.update()
         return torch.stack([terms.reconstruction, terms.kl, terms.total])
 
     def _update_bf16(self) -> bool:
-        """update() by kernels.c's adam_bf16, from mm_grad; also writes mm_flat. Returns True."""
+        """update() by kernels.c's adam_bf16, from mm_grad; also writes mm_flat. False (and nothing
+        written) if a gradient is not finite."""
         group, state = self.optimizer.param_groups[0], self.optimizer.state[self.flat]
         if group["amsgrad"] or group["maximize"] or group["decoupled_weight_decay"] or group["weight_decay"]:
             raise ValueError("the direct Adam update covers plain Adam only")  # FlatStep never sets them
-        state["step"] += 1
         moments = state["exp_avg"], state["exp_avg_sq"]
         beta1, beta2 = group["betas"]
-        step = int(state["step"])
-        self.kernels.adam_bf16(
-            self.flat, self.mm_grad, *moments, self.mm_flat, step, group["lr"], beta1, beta2, group["eps"]
-        )
+        step = int(state["step"]) + 1
+        args = (self.flat, self.mm_grad, *moments, self.mm_flat, step, group["lr"], beta1, beta2, group["eps"])
+        if not self.kernels.adam_bf16(*args):
+            return False
+        state["step"] += 1
         return True
 
     def update(self) -> None:

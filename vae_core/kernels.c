@@ -151,21 +151,33 @@ HEAD_BACKWARD(head_backward_f32, float, from_f32, to_f32)
  * torch's fused Adam's (1 - beta is passed in, computed in double as torch computes it):
  *   m += (1 - beta1) (g - m);  v = beta2 v + (1 - beta2) g^2;
  *   p -= lr / bc1 * m / (sqrt(v) / sqrt(bc2) + eps),  bc_k = 1 - beta_k^step.
- * Built with -fopenmp where torch's threads are GNU OpenMP's: the loop is then split over the threads
- * of the libgomp.so.1 torch already loaded (one pool, shared), as torch splits its own Adam. */
-void adam_bf16(float *restrict p, const uint16_t *restrict g, float *restrict m, float *restrict v,
-               uint16_t *restrict w, int64_t n, float lr, float one_minus_beta1, float beta2,
-               float one_minus_beta2, float eps, float bc1, float bc2_sqrt) {
+ * First, in the same parallel region, every gradient is checked: if one is infinite or NaN, nothing
+ * is written and 0 is returned (1 after an update).
+ * Built with -fopenmp where torch's threads are GNU OpenMP's: the loops are then split over the
+ * threads of the libgomp.so.1 torch already loaded (one pool, shared), as torch splits its own Adam;
+ * both loops split alike, so each thread updates the gradients it checked. */
+int adam_bf16(float *restrict p, const uint16_t *restrict g, float *restrict m, float *restrict v,
+              uint16_t *restrict w, int64_t n, float lr, float one_minus_beta1, float beta2,
+              float one_minus_beta2, float eps, float bc1, float bc2_sqrt) {
     float step = lr / bc1;
-#pragma omp parallel for simd schedule(static) if (n > 65536)
-    for (int64_t i = 0; i < n; i++) {
-        float gi = from_bf16(g[i]);
-        float mi = m[i] + one_minus_beta1 * (gi - m[i]);
-        float vi = beta2 * v[i] + one_minus_beta2 * gi * gi;
-        float pi = p[i] - step * mi / (__builtin_sqrtf(vi) / bc2_sqrt + eps);
-        m[i] = mi;
-        v[i] = vi;
-        p[i] = pi;
-        w[i] = to_bf16(pi);
+    int bad = 0;
+#pragma omp parallel if (n > 65536)
+    {
+#pragma omp for simd schedule(static) reduction(| : bad)
+        for (int64_t i = 0; i < n; i++) bad |= (g[i] & 0x7F80u) == 0x7F80u; /* exponent all ones */
+        if (!bad) {                                                          /* after the loop's barrier */
+#pragma omp for simd schedule(static)
+            for (int64_t i = 0; i < n; i++) {
+                float gi = from_bf16(g[i]);
+                float mi = m[i] + one_minus_beta1 * (gi - m[i]);
+                float vi = beta2 * v[i] + one_minus_beta2 * gi * gi;
+                float pi = p[i] - step * mi / (__builtin_sqrtf(vi) / bc2_sqrt + eps);
+                m[i] = mi;
+                v[i] = vi;
+                p[i] = pi;
+                w[i] = to_bf16(pi);
+            }
+        }
     }
+    return !bad;
 }

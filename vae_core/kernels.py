@@ -105,7 +105,7 @@ class Kernels:
         p, i64, f32, f64 = ctypes.c_void_p, ctypes.c_int64, ctypes.c_float, ctypes.c_double
         self.threaded = threaded  # adam_bf16 runs on torch's OpenMP threads (else on one: slower than torch's)
         self._adam = lib.adam_bf16
-        self._adam.argtypes, self._adam.restype = [p] * 5 + [i64] + [f32] * 7, None
+        self._adam.argtypes, self._adam.restype = [p] * 5 + [i64] + [f32] * 7, ctypes.c_int
         self._fn = {}
         for suffix in ("bf16", "f32"):
             bce = getattr(lib, f"bce_{suffix}")
@@ -156,9 +156,10 @@ class Kernels:
             raise ValueError("head_backward: shapes (B, Z), (4, B, Z), (B, 2Z)")
         self._of(dz)[2](dz.data_ptr(), saved.data_ptr(), dhead.data_ptr(), b, zd, beta, lo, hi)
 
-    def adam_bf16(self, p, g, m, v, w, step: int, lr: float, beta1: float, beta2: float, eps: float) -> None:
+    def adam_bf16(self, p, g, m, v, w, step: int, lr: float, beta1: float, beta2: float, eps: float) -> bool:
         """One Adam update of float32 p, m, v from bfloat16 gradients g (torch's fused Adam's arithmetic);
-        writes p's bfloat16 copy into w. step counts this update, from 1."""
+        writes p's bfloat16 copy into w. step counts this update, from 1. If a gradient is infinite or
+        NaN, writes nothing and returns False."""
         self._check(p, g, m, v, w)
         if not p.numel() == g.numel() == m.numel() == v.numel() == w.numel():
             raise ValueError("adam_bf16: five buffers of one size")
@@ -166,7 +167,7 @@ class Kernels:
             raise ValueError("adam_bf16: p, m, v float32; g, w bfloat16")
         bc1, bc2_sqrt = 1 - beta1**step, math.sqrt(1 - beta2**step)
         args = (p.data_ptr(), g.data_ptr(), m.data_ptr(), v.data_ptr(), w.data_ptr(), p.numel())
-        self._adam(*args, lr, 1 - beta1, beta2, 1 - beta2, eps, bc1, bc2_sqrt)
+        return bool(self._adam(*args, lr, 1 - beta1, beta2, 1 - beta2, eps, bc1, bc2_sqrt))
 
 
 @functools.cache
