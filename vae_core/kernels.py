@@ -3,7 +3,8 @@ compiler and loaded with ctypes.
 
 Why: a bfloat16 step of the 784-400-20 model is about half matrix multiplies; much of the rest is some
 thirty small torch calls on the loss and the latent head, each a pass over memory with its own
-dispatch. kernels.c does that work in three passes. Where no compiler is found, compiling fails, or
+dispatch. kernels.c does that work in three passes, and in bfloat16 it also does Adam together with the
+two casts around it (on torch's own OpenMP threads). Where no compiler is found, compiling fails, or
 LATENT_LAB_KERNELS=0 is set, `load()` returns None and backprop.py uses torch's calls, which compute the
 same (tests/test_kernels.py compares the two).
 
