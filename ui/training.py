@@ -97,9 +97,10 @@ def _run(dataset: str, data_dir: str | None, model_cfg: dict, train_cfg: TrainCo
     except LatentLabError as exc:
         st.error(public_text(exc))
         return
-    bar, status = st.progress(0.0), st.empty()
+    bar, status = st.progress(0.0, text=f"epoch 1/{train_cfg.epochs} · starting…"), st.empty()
     left, right = st.columns(2)
     chart, latent = left.empty(), right.empty()
+    chart.caption("The loss per epoch, train and test, is drawn here as each epoch ends.")
     history: list[dict] = []
     meta = {
         "dataset": dataset,
