@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import logging
 import math
+import tempfile
 
 import pytest
 import torch
@@ -137,11 +138,31 @@ def test_a_build_is_cached_per_source_and_cpu(fresh, monkeypatch):
     assert kernels.load() is not None
     built = sorted(fresh.glob("kernels-*.so"))
     assert len(built) == 1
+    stamp = built[0].stat().st_mtime_ns
     kernels._load.cache_clear()
-    assert kernels.load() is not None and sorted(fresh.glob("kernels-*.so")) == built  # reused, not rebuilt
+    real_run = kernels.subprocess.run
+
+    def no_compiling(args, **kwargs):
+        assert "-shared" not in args, "the cached library should have been loaded, not rebuilt"
+        return real_run(args, **kwargs)
+
+    monkeypatch.setattr(kernels.subprocess, "run", no_compiling)
+    assert kernels.load() is not None and built[0].stat().st_mtime_ns == stamp
     kernels._load.cache_clear()
+    monkeypatch.setattr(kernels.subprocess, "run", real_run)
     monkeypatch.setattr(kernels, "_cpu_id", lambda: "another CPU")
     assert kernels.load() is not None and len(list(fresh.glob("kernels-*.so"))) == 2
+
+
+def test_no_home_folder_builds_in_the_temporary_folder(fresh, monkeypatch):
+    def no_home():
+        raise RuntimeError("Could not determine home directory.")
+
+    monkeypatch.delenv("LATENT_LAB_KERNEL_DIR")
+    monkeypatch.delenv("XDG_CACHE_HOME", raising=False)
+    monkeypatch.setattr(kernels.Path, "home", staticmethod(no_home))
+    assert kernels.cache_dir().is_relative_to(tempfile.gettempdir())
+    assert kernels.load() is not None
 
 
 def test_without_a_compiler_training_uses_torchs_calls(fresh, monkeypatch):
@@ -273,3 +294,44 @@ def test_a_step_with_an_infinite_gradient_and_a_finite_loss_changes_nothing(k, m
     assert all(torch.equal(a, b) for a, b in zip(after, before, strict=True))
     monkeypatch.undo()
     assert step.step(x[2]) is not None and not torch.equal(step.flat, before[0])
+
+
+def test_the_bfloat16_copy_follows_the_weights_whatever_is_called(k):
+    """step(), forward_backward() and update() in any order, with kernels.c and with torch's calls side
+    by side: the weights stay together (so update() after step() applies that step's gradient again
+    with either Adam), and whenever step() would skip casting the weights, the copy it would multiply
+    is the current weights'."""
+    config = VAEConfig(image_shape=(8, 8), hidden_sizes=(32,), latent_dim=3)
+    x = torch.rand(8, 16, 64, generator=torch.Generator().manual_seed(7))
+    torch.manual_seed(0)
+    models = [VAE(config), VAE(config)]
+    models[1].load_state_dict(models[0].state_dict())
+    steps = [
+        FlatStep(m, lr=1e-2, fused=True, precision="bf16", kernels=kern, generator=torch.Generator().manual_seed(1))
+        for m, kern in zip(models, (True, False), strict=True)
+    ]
+    assert steps[0]._adam_c == k.threaded
+    for i, call in enumerate(["step", "update", "step", "forward_backward", "update", "step", "update", "step"]):
+        for step in steps:
+            before = step.flat.clone()
+            getattr(step, call)(*([] if call == "update" else [x[i]]))
+            assert call != "update" or not torch.equal(step.flat, before)
+            if step._weights_cast:
+                assert torch.equal(step.mm_flat, step.flat.bfloat16()), (i, call)
+        assert (steps[0].flat - steps[1].flat).abs().max() < 2e-3, (i, call)
+
+
+def test_a_model_big_enough_for_threads_trains_like_torchs_calls(k):
+    """Over 65,536 parameters adam_bf16 splits its loops over the threads: 101,634 here."""
+    config = VAEConfig(image_shape=(28, 28), hidden_sizes=(64,), latent_dim=2)
+    torch.manual_seed(0)
+    a, b = VAE(config), VAE(config)
+    b.load_state_dict(a.state_dict())
+    assert a.n_parameters() > 65536
+    x = torch.rand(10, 32, 784, generator=torch.Generator().manual_seed(8))
+    gens = [torch.Generator().manual_seed(9) for _ in range(2)]
+    fast = FlatStep(a, lr=1e-3, fused=True, precision="bf16", kernels=True, generator=gens[0])
+    slow = FlatStep(b, lr=1e-3, fused=True, precision="bf16", kernels=False, generator=gens[1])
+    for batch in x:
+        assert torch.allclose(fast.step(batch), slow.step(batch), rtol=2e-3, atol=0.01)
+    assert (fast.flat - slow.flat).abs().max() < 2e-3

@@ -198,7 +198,13 @@ class FlatStep:
         return True
 
     def update(self) -> None:
-        """One Adam update of the flat buffer from its gradient."""
+        """One Adam update of the flat buffer from the last gradient computed (with kernels.c's Adam:
+        none if a gradient is not finite)."""
+        if self._adam_c:  # reads the bfloat16 gradient, which every forward_backward writes
+            if self._update_bf16():
+                self._weights_cast = True
+            return
+        self._weights_cast = False  # flat changes here, its bfloat16 copy does not
         if not self._direct:
             self.optimizer.step()
             return

@@ -1,7 +1,8 @@
-/* The training step's elementwise work in three passes instead of about thirty small torch calls.
+/* The training step's elementwise work in a few passes instead of about thirty small torch calls.
  * vae_core/kernels.py compiles this file with the machine's C compiler and calls it through ctypes;
- * vae_core/backprop.py falls back to torch's own calls where it cannot. Single-threaded: these passes
- * touch 100,000 numbers or fewer, and a thread pool of their own would fight torch's for the cores.
+ * vae_core/backprop.py falls back to torch's own calls where it cannot. The loss and the latent head
+ * are single-threaded (they touch 100,000 numbers or fewer); Adam, over every parameter, runs on
+ * torch's own OpenMP threads (see adam_bf16).
  *
  * Each function comes in two forms, for the dtype the matrix multiplies read and write: "bf16"
  * (bfloat16, stored as uint16_t, rounded to nearest even as torch rounds) and "f32". Everything is
@@ -154,14 +155,15 @@ HEAD_BACKWARD(head_backward_f32, float, from_f32, to_f32)
  * First, in the same parallel region, every gradient is checked: if one is infinite or NaN, nothing
  * is written and 0 is returned (1 after an update).
  * Built with -fopenmp where torch's threads are GNU OpenMP's: the loops are then split over the
- * threads of the libgomp.so.1 torch already loaded (one pool, shared), as torch splits its own Adam;
- * both loops split alike, so each thread updates the gradients it checked. */
+ * threads of the libgomp.so.1 torch already loaded (one pool, shared), as torch splits its own Adam,
+ * into `threads` shares (torch's thread count); both loops split alike, so each thread updates the
+ * gradients it checked. */
 int adam_bf16(float *restrict p, const uint16_t *restrict g, float *restrict m, float *restrict v,
               uint16_t *restrict w, int64_t n, float lr, float one_minus_beta1, float beta2,
-              float one_minus_beta2, float eps, float bc1, float bc2_sqrt) {
+              float one_minus_beta2, float eps, float bc1, float bc2_sqrt, int threads) {
     float step = lr / bc1;
     int bad = 0;
-#pragma omp parallel if (n > 65536)
+#pragma omp parallel num_threads(threads) if (n > 65536)
     {
 #pragma omp for simd schedule(static) reduction(| : bad)
         for (int64_t i = 0; i < n; i++) bad |= (g[i] & 0x7F80u) == 0x7F80u; /* exponent all ones */

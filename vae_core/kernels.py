@@ -55,7 +55,11 @@ def cache_dir() -> Path:
     env = os.environ.get("LATENT_LAB_KERNEL_DIR")
     if env:
         return Path(env).expanduser()
-    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "latent-lab" / "kernels"
+    try:
+        base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+    except RuntimeError:  # no HOME and no passwd entry: a throwaway folder
+        base = Path(tempfile.gettempdir())
+    return base / "latent-lab" / "kernels"
 
 
 def _cpu_id() -> str:
@@ -72,6 +76,15 @@ def _compiler() -> str | None:
         if name and shutil.which(name):
             return shutil.which(name)
     return None
+
+
+def _is_gcc(compiler: str) -> bool:
+    """clang's -fopenmp links LLVM's libomp, a second pool beside torch's libgomp: only gcc's is shared."""
+    try:
+        out = subprocess.run([compiler, "--version"], capture_output=True, text=True, timeout=30).stdout
+    except (OSError, subprocess.SubprocessError):
+        return False
+    return "Free Software Foundation" in out and "clang" not in out.lower()
 
 
 def _torch_uses_gomp() -> bool:
@@ -106,7 +119,7 @@ class Kernels:
         p, i64, f32, f64 = ctypes.c_void_p, ctypes.c_int64, ctypes.c_float, ctypes.c_double
         self.threaded = threaded  # adam_bf16 runs on torch's OpenMP threads (else on one: slower than torch's)
         self._adam = lib.adam_bf16
-        self._adam.argtypes, self._adam.restype = [p] * 5 + [i64] + [f32] * 7, ctypes.c_int
+        self._adam.argtypes, self._adam.restype = [p] * 5 + [i64] + [f32] * 7 + [ctypes.c_int], ctypes.c_int
         self._fn = {}
         for suffix in ("bf16", "f32"):
             bce = getattr(lib, f"bce_{suffix}")
@@ -168,7 +181,8 @@ class Kernels:
             raise ValueError("adam_bf16: p, m, v float32; g, w bfloat16")
         bc1, bc2_sqrt = 1 - beta1**step, math.sqrt(1 - beta2**step)
         args = (p.data_ptr(), g.data_ptr(), m.data_ptr(), v.data_ptr(), w.data_ptr(), p.numel())
-        return bool(self._adam(*args, lr, 1 - beta1, beta2, 1 - beta2, eps, bc1, bc2_sqrt))
+        threads = torch.get_num_threads()  # explicit: a new thread's OpenMP default can differ from torch's
+        return bool(self._adam(*args, lr, 1 - beta1, beta2, 1 - beta2, eps, bc1, bc2_sqrt, threads))
 
 
 @functools.cache
@@ -179,7 +193,7 @@ def _load() -> Kernels | None:
     # With OpenMP where torch's threads are libgomp's; without, if that build fails or does not load
     # (say, a libgomp.so.1 in torch older than the compiler's).
     failed: Exception | None = None
-    for threaded in (True, False) if _torch_uses_gomp() else (False,):
+    for threaded in (True, False) if _torch_uses_gomp() and _is_gcc(compiler) else (False,):
         flags = [*FLAGS, "-fopenmp"] if threaded else FLAGS
         try:
             try:
@@ -187,7 +201,7 @@ def _load() -> Kernels | None:
             except OSError:  # a read-only home: build for this process only
                 path = _build(compiler, flags, Path(tempfile.mkdtemp(prefix="latent-lab-kernels-")))
             return Kernels(ctypes.CDLL(str(path)), threaded)
-        except (OSError, subprocess.SubprocessError, AttributeError) as exc:
+        except Exception as exc:  # whatever fails here, training goes on with torch's calls
             failed = exc
     if isinstance(failed, subprocess.CalledProcessError):
         failed = failed.stderr.decode(errors="replace").strip()[-500:]
