@@ -174,7 +174,6 @@ class FlatStep:
         if self._adam_c:  # adam_bf16 checks the gradients itself, and updates only if all are finite
             if not (math.isfinite(float(terms.total)) and self._update_bf16()):
                 return None
-            self._weights_cast = True
         else:
             # A sum is finite only if every gradient is (an overflow to inf would mean divergence anyway).
             if not math.isfinite(float(terms.total + self.mm_grad.sum())):  # bf16 has float32's range
@@ -182,12 +181,20 @@ class FlatStep:
             self.update()
         return torch.stack([terms.reconstruction, terms.kl, terms.total])
 
+    def _adam_group(self) -> tuple[dict, dict]:
+        """The optimiser's one group and the flat buffer's state, for the direct updates, which cover
+        plain Adam only (FlatStep never sets anything else)."""
+        group, state = self.optimizer.param_groups[0], self.optimizer.state[self.flat]
+        if group["amsgrad"] or group["maximize"] or group["decoupled_weight_decay"]:
+            raise ValueError("the direct Adam update covers plain Adam only")
+        return group, state
+
     def _update_bf16(self) -> bool:
         """update() by kernels.c's adam_bf16, from mm_grad; also writes mm_flat. False (and nothing
         written) if a gradient is not finite."""
-        group, state = self.optimizer.param_groups[0], self.optimizer.state[self.flat]
-        if group["amsgrad"] or group["maximize"] or group["decoupled_weight_decay"] or group["weight_decay"]:
-            raise ValueError("the direct Adam update covers plain Adam only")  # FlatStep never sets them
+        group, state = self._adam_group()
+        if group["weight_decay"]:
+            raise ValueError("adam_bf16 has no weight decay")  # FlatStep never sets it
         moments = state["exp_avg"], state["exp_avg_sq"]
         beta1, beta2 = group["betas"]
         step = int(state["step"]) + 1
@@ -195,22 +202,20 @@ class FlatStep:
         if not self.kernels.adam_bf16(*args):
             return False
         state["step"] += 1
+        self._weights_cast = True
         return True
 
     def update(self) -> None:
         """One Adam update of the flat buffer from the last gradient computed (with kernels.c's Adam:
         none if a gradient is not finite)."""
         if self._adam_c:  # reads the bfloat16 gradient, which every forward_backward writes
-            if self._update_bf16():
-                self._weights_cast = True
+            self._update_bf16()
             return
         self._weights_cast = False  # flat changes here, its bfloat16 copy does not
         if not self._direct:
             self.optimizer.step()
             return
-        group, state = self.optimizer.param_groups[0], self.optimizer.state[self.flat]
-        if group["amsgrad"] or group["maximize"] or group["decoupled_weight_decay"]:
-            raise ValueError("the direct Adam update covers plain Adam only")  # FlatStep never sets them
+        group, state = self._adam_group()
         beta1, beta2 = group["betas"]
         state["step"] += 1
         torch._fused_adam_(
